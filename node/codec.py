@@ -1,0 +1,124 @@
+"""Canonical MessagePack: the only way protocol objects become bytes (PROTOCOL.md §1).
+
+Signatures and hashes are only meaningful if every party derives the same bytes from the
+same value, so there is exactly one encoder, and the decoder accepts an input only when
+re-encoding it gives the input back byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgpack
+
+from node.errors import CodecError
+
+INT_MIN = -(2**63)
+INT_MAX = 2**63 - 1
+DEFAULT_MAX_SIZE = 64 * 1024
+
+Value = None | bool | int | str | bytes | list[Any] | dict[str, Any]
+
+
+def H(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def _canonical(value: Any) -> Any:
+    """Return a copy with map keys sorted by UTF-8 bytes, rejecting disallowed types."""
+    if value is None or isinstance(value, bool | str | bytes):
+        return value
+    if isinstance(value, int):
+        if not INT_MIN <= value <= INT_MAX:
+            raise CodecError("malformed", f"integer {value} outside the signed 64-bit range")
+        return value
+    if isinstance(value, list | tuple):
+        return [_canonical(item) for item in value]
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise CodecError("malformed", f"map key {key!r} is not a str")
+        return {k: _canonical(value[k]) for k in sorted(value, key=lambda key: key.encode("utf-8"))}
+    raise CodecError("malformed", f"type {type(value).__name__} is not allowed in the protocol")
+
+
+def encode(value: Any) -> bytes:
+    """Canonical bytes of a protocol value."""
+    packed: bytes = msgpack.packb(_canonical(value), use_bin_type=True)
+    return packed
+
+
+def _pairs_to_map(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, item in pairs:
+        if not isinstance(key, str):
+            raise CodecError("malformed", f"map key {key!r} is not a str")
+        if key in result:
+            raise CodecError("malformed", f"map key {key!r} is repeated")
+        result[key] = item
+    return result
+
+
+def _reject_ext(code: int, data: bytes) -> Any:
+    raise CodecError("malformed", f"ext type {code} is not allowed")
+
+
+def _check_types(value: Any) -> None:
+    if value is None or isinstance(value, bool | str | bytes):
+        return
+    if isinstance(value, int):
+        if not INT_MIN <= value <= INT_MAX:
+            raise CodecError("malformed", f"integer {value} outside the signed 64-bit range")
+        return
+    if isinstance(value, list):
+        for item in value:
+            _check_types(item)
+        return
+    if isinstance(value, dict):
+        for item in value.values():
+            _check_types(item)
+        return
+    raise CodecError("malformed", f"type {type(value).__name__} is not allowed in the protocol")
+
+
+def decode(data: bytes, max_size: int = DEFAULT_MAX_SIZE) -> Any:
+    """Strictly decode exactly one canonical object, or raise CodecError."""
+    if len(data) > max_size:
+        raise CodecError(
+            "too_large",
+            f"object is {len(data)} bytes, over the {max_size}-byte limit",
+            {"size": len(data), "limit": max_size},
+        )
+    try:
+        value = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=False,
+            object_pairs_hook=_pairs_to_map,
+            ext_hook=_reject_ext,
+        )
+    except CodecError:
+        raise
+    except msgpack.ExtraData as exc:
+        raise CodecError("malformed", "trailing bytes after the object") from exc
+    except UnicodeDecodeError as exc:
+        raise CodecError("malformed", "a str is not valid UTF-8") from exc
+    except (ValueError, TypeError, RecursionError, msgpack.UnpackException) as exc:
+        raise CodecError("malformed", f"not a msgpack object: {exc}") from exc
+    _check_types(value)
+    if encode(value) != data:
+        raise CodecError("non_canonical", "the object is not in canonical form")
+    return value
+
+
+def to_json_view(value: Any) -> Any:
+    """The JSON view of a protocol value: bin fields become lowercase hex (PROTOCOL.md §1)."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, list | tuple):
+        return [to_json_view(item) for item in value]
+    if isinstance(value, dict):
+        return {k: to_json_view(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,65 @@
+"""Every key prefix of the store, in one place, with the schema version.
+
+A node refuses to open a store whose schema version or chain differs from its own
+(see `node.ledger`), so a change to any layout below must bump SCHEMA_VERSION and be
+listed under "Protocol-breaking" (on-disk) in CHANGELOG.md.
+
+Layout (all integers are unsigned 8-byte big-endian so keys sort numerically; variable
+strings are length-prefixed with one byte so no key is a prefix of another):
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+# -- metadata ---------------------------------------------------------------------------
+META_SCHEMA_VERSION = b"meta/schema_version"
+META_CHAIN_ID = b"meta/chain_id"
+META_GENESIS_HASH = b"meta/genesis_hash"
+META_GENESIS = b"meta/genesis"  # canonical genesis map
+META_HEAD = b"meta/head"  # canonical {height, block_hash} of the newest committed block
+META_LOT_SEQ = b"meta/lot_seq"  # next ledger-wide lot sequence number
+META_HOP_SEQ = b"meta/hop_seq"  # next ledger-wide trace-hop sequence number
+
+# -- chain ------------------------------------------------------------------------------
+BLOCK = b"b/"  # + height -> canonical block {"header", "txs"}
+CERT = b"c/"  # + height -> canonical commit certificate
+BLOCK_BY_HASH = b"bh/"  # + block_hash -> height
+TX_INDEX = b"t/"  # + tx_id -> canonical {height, index, leaf_index}
+
+# -- Merkle log (RFC 9162) ----------------------------------------------------------------
+MERKLE_SIZE = b"meta/log_size"  # number of leaves in the log
+MERKLE_NODE = b"m/"  # + level(1 byte) + index -> hash of a perfect subtree of 2^level leaves
+
+# -- contract state ---------------------------------------------------------------------
+PARTY = b"s/p/"  # + pubkey -> party record
+VALIDATORS = b"s/v/"  # + height from which the set is in force -> canonical list of pubkeys
+BUSINESS_ID = b"s/id/"  # + signer + type + id -> tx_id that used it
+CAMPAIGN = b"s/cp/"  # + charity + campaign -> campaign record
+FUND_BALANCE = b"s/fb/"  # + charity + currency + fund -> balance
+FUND_LOT = b"s/fl/"  # + charity + currency + fund + lot_seq -> lot record (FIFO by seq)
+DONATION = b"s/d/"  # + platform + donation id -> donation record
+DONATION_LOT = b"s/dl/"  # + platform + donation id + lot_seq -> where that lot sits
+DONATION_HOP = b"s/dh/"  # + platform + donation id + hop_seq -> one trace hop
+ATTESTATION = b"s/at/"  # + regulator + attestation id -> attestation record
+EVIDENCE = b"s/ev/"  # + culprit + height + round + kind -> committed evidence record
+
+# -- node-local (not part of the replicated state) --------------------------------------
+CONSENSUS_WAL = b"x/wal/"  # consensus persisted state (own votes, lock), per validator node
+PENDING_EVIDENCE = b"x/ev/"  # evidence seen but not yet committed
+
+
+def u64(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+def from_u64(data: bytes) -> int:
+    return int.from_bytes(data, "big")
+
+
+def lstr(text: str) -> bytes:
+    """Length-prefixed UTF-8 (business ids are ≤64 ASCII chars, fund names likewise)."""
+    raw = text.encode("utf-8")
+    if len(raw) > 255:
+        raise ValueError("key component longer than 255 bytes")
+    return bytes([len(raw)]) + raw

@@ -1,0 +1,168 @@
+"""One storage interface with two implementations: LevelDB (plyvel) and an in-memory twin.
+
+Everything the ledger keeps goes through `KVStore`. A block and all its consequences are
+written with one `write()` call, which is atomic and (for LevelDB) synced, so a crash
+leaves either the whole block or none of it. The in-memory twin has the same semantics,
+so the contract and the Merkle log are tested against both.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Protocol
+
+import plyvel
+
+from node.errors import StoreError
+
+
+class KVReader(Protocol):
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def iterate(self, prefix: bytes, *, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]: ...
+
+
+class KVStore(KVReader, Protocol):
+    def write(self, changes: Mapping[bytes, bytes | None], *, sync: bool = True) -> None:
+        """Apply puts (bytes) and deletes (None) atomically."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class MemoryStore:
+    """In-memory twin of LevelStore: same ordering (bytewise keys), same atomicity."""
+
+    def __init__(self) -> None:
+        self._data: dict[bytes, bytes] = {}
+        self._keys: list[bytes] = []
+        self.closed = False
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._data.get(key)
+
+    def iterate(self, prefix: bytes, *, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        start = bisect.bisect_left(self._keys, prefix)
+        keys: list[bytes] = []
+        for key in self._keys[start:]:
+            if not key.startswith(prefix):
+                break
+            keys.append(key)
+        if reverse:
+            keys.reverse()
+        for key in keys:
+            yield key, self._data[key]
+
+    def write(self, changes: Mapping[bytes, bytes | None], *, sync: bool = True) -> None:
+        for key, value in changes.items():
+            if value is None:
+                if key in self._data:
+                    del self._data[key]
+                    del self._keys[bisect.bisect_left(self._keys, key)]
+            else:
+                if key not in self._data:
+                    bisect.insort(self._keys, key)
+                self._data[key] = value
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class LevelStore:
+    """LevelDB through plyvel; `write` is one WriteBatch, synced by default."""
+
+    def __init__(self, path: str | Path) -> None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = plyvel.DB(str(path), create_if_missing=True)
+        except plyvel.IOError as exc:
+            raise StoreError(
+                f"cannot open the LevelDB store at {path}: {exc} "
+                "(is another node process using this data directory?)"
+            ) from exc
+        except plyvel.CorruptionError as exc:
+            raise StoreError(f"the LevelDB store at {path} is corrupt: {exc}") from exc
+        self.path = Path(path)
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self._db.get(key)
+        return value
+
+    def iterate(self, prefix: bytes, *, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        with self._db.iterator(prefix=prefix, reverse=reverse) as it:
+            yield from it
+
+    def write(self, changes: Mapping[bytes, bytes | None], *, sync: bool = True) -> None:
+        with self._db.write_batch(sync=sync) as batch:
+            for key, value in changes.items():
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
+
+    def close(self) -> None:
+        if not self._db.closed:
+            self._db.close()
+
+
+class Overlay:
+    """Uncommitted changes layered over a reader.
+
+    The contract validates a tx by writing into a child overlay and only merging it into the
+    block's overlay when every rule passed, so a rejected tx leaves nothing behind. The
+    block's overlay then becomes one atomic `KVStore.write`.
+    """
+
+    def __init__(self, base: KVReader) -> None:
+        self._base = base
+        self._writes: dict[bytes, bytes | None] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        if key in self._writes:
+            return self._writes[key]
+        return self._base.get(key)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self._writes[key] = value
+
+    def delete(self, key: bytes) -> None:
+        self._writes[key] = None
+
+    def iterate(self, prefix: bytes, *, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        """Merge the base's keys with this overlay's, in bytewise order."""
+        mine = sorted((k for k in self._writes if k.startswith(prefix)), reverse=reverse)
+        base = self._base.iterate(prefix, reverse=reverse)
+        i = 0
+        nxt = next(base, None)
+        while True:
+            own = mine[i] if i < len(mine) else None
+            if nxt is None and own is None:
+                return
+            if own is None or (nxt is not None and (nxt[0] > own if reverse else nxt[0] < own)):
+                assert nxt is not None
+                yield nxt
+                nxt = next(base, None)
+                continue
+            if nxt is not None and nxt[0] == own:
+                nxt = next(base, None)
+            value = self._writes[own]
+            i += 1
+            if value is not None:
+                yield own, value
+
+    def child(self) -> Overlay:
+        return Overlay(self)
+
+    def merge(self, child: Overlay) -> None:
+        """Take a child's changes as our own (the child must have been made from self)."""
+        if child._base is not self:
+            raise ValueError("can only merge a child overlay into its own parent")
+        self._writes.update(child._writes)
+
+    def changes(self) -> dict[bytes, bytes | None]:
+        return dict(self._writes)
+
+    def __len__(self) -> int:
+        return len(self._writes)
