@@ -1,0 +1,110 @@
+"""The two store implementations and the overlay behave identically (bytewise order,
+atomic writes), checked against a plain dict model."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from node.errors import StoreError
+from node.store import KVStore, LevelStore, MemoryStore, Overlay
+
+# Few distinct bytes, so prefixes, overwrites and deletes of existing keys are common.
+keys = st.lists(st.sampled_from([0, 1, 97, 255]), min_size=1, max_size=3).map(bytes)
+ops = st.lists(st.tuples(st.sampled_from(["put", "del"]), keys, st.binary(max_size=8)), max_size=40)
+
+
+def _model_iter(
+    model: dict[bytes, bytes], prefix: bytes, reverse: bool
+) -> list[tuple[bytes, bytes]]:
+    return sorted(((k, v) for k, v in model.items() if k.startswith(prefix)), reverse=reverse)
+
+
+@pytest.fixture(params=["memory", "leveldb"])
+def store(request: pytest.FixtureRequest) -> Iterator[KVStore]:
+    if request.param == "memory":
+        yield MemoryStore()
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            db = LevelStore(tmp)
+            yield db
+            db.close()
+
+
+@settings(max_examples=60)
+@given(batches=st.lists(ops, max_size=4), prefix=st.binary(max_size=2))
+def test_store_matches_model(batches: list[list[tuple[str, bytes, bytes]]], prefix: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        stores: list[KVStore] = [MemoryStore(), LevelStore(tmp)]
+        model: dict[bytes, bytes] = {}
+        for batch in batches:
+            overlay = Overlay(stores[0])
+            changes: dict[bytes, bytes | None] = {}
+            for op, key, value in batch:
+                if op == "put":
+                    changes[key] = value
+                    overlay.put(key, value)
+                else:
+                    changes[key] = None
+                    overlay.delete(key)
+            # The overlay over the old state must look like the new state.
+            expected = dict(model)
+            for key, change in changes.items():
+                if change is None:
+                    expected.pop(key, None)
+                else:
+                    expected[key] = change
+            for reverse in (False, True):
+                assert list(overlay.iterate(prefix, reverse=reverse)) == _model_iter(
+                    expected, prefix, reverse
+                )
+            for s in stores:
+                s.write(changes)
+            model = expected
+            for s in stores:
+                for reverse in (False, True):
+                    assert list(s.iterate(prefix, reverse=reverse)) == _model_iter(
+                        model, prefix, reverse
+                    )
+                for key in model:
+                    assert s.get(key) == model[key]
+        stores[1].close()
+
+
+def test_child_overlay_merges_only_when_asked(store: KVStore) -> None:
+    store.write({b"a": b"1"})
+    parent = Overlay(store)
+    child = parent.child()
+    child.put(b"b", b"2")
+    child.delete(b"a")
+    assert parent.get(b"a") == b"1" and parent.get(b"b") is None
+    assert child.get(b"a") is None and child.get(b"b") == b"2"
+    parent.merge(child)
+    assert parent.changes() == {b"a": None, b"b": b"2"}
+    assert store.get(b"a") == b"1"
+    with pytest.raises(ValueError, match="own parent"):
+        Overlay(store).merge(child)
+
+
+def test_leveldb_persists_across_reopen() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        db = LevelStore(tmp)
+        db.write({b"k": b"v", b"gone": b"x"})
+        db.write({b"gone": None})
+        db.close()
+        again = LevelStore(tmp)
+        assert again.get(b"k") == b"v"
+        assert again.get(b"gone") is None
+        again.close()
+
+
+def test_leveldb_lock_is_a_clear_error() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        db = LevelStore(tmp)
+        with pytest.raises(StoreError, match="another node process"):
+            LevelStore(tmp)
+        db.close()
