@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import click
 
+from cli.devnet_cmd import devnet
 from cli.keys_cmd import genesis, keygen
+from cli.node_cmd import node
+from cli.tx_cmd import tx
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,6 +18,9 @@ def cli() -> None:
 
 cli.add_command(keygen)
 cli.add_command(genesis)
+cli.add_command(node)
+cli.add_command(tx)
+cli.add_command(devnet)
 
 
 def main() -> None:

@@ -113,6 +113,51 @@ def decode(data: bytes, max_size: int = DEFAULT_MAX_SIZE) -> Any:
     return value
 
 
+def array_header(n: int) -> bytes:
+    """The msgpack header of an n-element array, to frame already-encoded elements."""
+    if n < 16:
+        return bytes([0x90 | n])
+    if n < 1 << 16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
+def _unpacker(data: bytes) -> Any:
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(data) + 1)
+    unpacker.feed(data)
+    return unpacker
+
+
+def split_array(data: bytes) -> list[bytes]:
+    """The raw bytes of each element of one msgpack array, so each can be judged alone."""
+    unpacker = _unpacker(data)
+    try:
+        items = []
+        for _ in range(unpacker.read_array_header()):
+            start = unpacker.tell()
+            unpacker.skip()
+            items.append(data[start : unpacker.tell()])
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise CodecError("malformed", f"not a msgpack array: {exc}") from exc
+    if unpacker.tell() != len(data):
+        raise CodecError("malformed", "trailing bytes after the array")
+    return items
+
+
+def split_stream(data: bytes) -> list[bytes]:
+    """The raw bytes of each object of a msgpack stream (objects back to back)."""
+    unpacker = _unpacker(data)
+    items = []
+    try:
+        while unpacker.tell() < len(data):
+            start = unpacker.tell()
+            unpacker.skip()
+            items.append(data[start : unpacker.tell()])
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise CodecError("malformed", f"not a msgpack stream: {exc}") from exc
+    return items
+
+
 def to_json_view(value: Any) -> Any:
     """The JSON view of a protocol value: bin fields become lowercase hex (PROTOCOL.md §1)."""
     if isinstance(value, bytes):

@@ -152,6 +152,10 @@ class Ledger:
         raw = self.store.get(schema.BLOCK_BY_HASH + block_hash_)
         return None if raw is None else schema.from_u64(raw)
 
+    def height_at_log_size(self, size: int) -> int | None:
+        raw = self.store.get(schema.HEIGHT_BY_LOG_SIZE + schema.u64(size))
+        return None if raw is None else schema.from_u64(raw)
+
     def tx_location(self, tx_id: bytes) -> dict[str, int] | None:
         """`{"height", "index", "leaf_index"}` of a committed tx."""
         raw = self.store.get(schema.TX_INDEX + tx_id)
@@ -332,6 +336,10 @@ class Ledger:
         overlay.put(schema.BLOCK + schema.u64(height), encode(executed.block))
         overlay.put(schema.CERT + schema.u64(height), encode(certificate))
         overlay.put(schema.BLOCK_BY_HASH + executed.block_hash, schema.u64(height))
+        overlay.put(
+            schema.HEIGHT_BY_LOG_SIZE + schema.u64(executed.block["header"]["log_size"]),
+            schema.u64(height),
+        )
         overlay.put(schema.META_HEAD, encode({"height": height, "block_hash": executed.block_hash}))
         self.store.write(overlay.changes(), sync=True)
         header = executed.block["header"]

@@ -26,6 +26,7 @@ BLOCK = b"b/"  # + height -> canonical block {"header", "txs"}
 CERT = b"c/"  # + height -> canonical commit certificate
 BLOCK_BY_HASH = b"bh/"  # + block_hash -> height
 TX_INDEX = b"t/"  # + tx_id -> canonical {height, index, leaf_index}
+HEIGHT_BY_LOG_SIZE = b"ls/"  # + log_size -> newest height whose header has that log_size
 
 # -- Merkle log (RFC 9162) ----------------------------------------------------------------
 MERKLE_SIZE = b"meta/log_size"  # number of leaves in the log
