@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from node import schema
-from node.codec import H, decode, encode
+from node.codec import H, decode, decode_stored, encode
 from node.contract import check_and_apply, seed_genesis
 from node.errors import AlmonerError, ProtocolError, StoreError
 from node.genesis import Genesis
@@ -39,7 +39,6 @@ HEADER_KEYS = frozenset(
         "validators_hash",
     }
 )
-STORE_MAX_OBJECT = 1 << 31
 
 
 class BlockError(AlmonerError):
@@ -350,7 +349,7 @@ class Ledger:
 
 def _decode_stored(raw: bytes, what: str) -> Any:
     try:
-        return decode(raw, max_size=STORE_MAX_OBJECT)
+        return decode_stored(raw)
     except ProtocolError as exc:
         raise StoreError(f"the store is corrupt: {what} does not decode ({exc.message})") from exc
 

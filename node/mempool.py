@@ -19,6 +19,9 @@ from node.ledger import Ledger
 from node.store import Overlay
 from node.tx import MAX_TX_BYTES
 
+# The pending overlay keeps committed txs' keys until it is rebuilt; bound that.
+REBUILD_AFTER_KEYS = 500_000
+
 
 @dataclass(frozen=True)
 class Admission:
@@ -91,26 +94,35 @@ class Mempool:
         return set(self._pending)
 
     def on_commit(self, committed: Iterable[bytes], dropped: Iterable[bytes] = ()) -> list[bytes]:
-        """Forget committed (and explicitly dropped) txs and re-check the rest.
+        """Forget committed (and explicitly dropped) txs and bring the pending state up to date.
 
-        Returns the ids of txs dropped because they no longer apply on the new head.
+        When every committed tx was pending here (the usual case: txs are gossiped to all
+        validators), the pending state already holds their effects and the rest's, so it
+        stays as it is: the store now has the committed part, the overlay the remainder.
+        Otherwise (a block with txs this node never saw, or txs dropped as invalid) it is
+        rebuilt from the new head and txs that no longer apply are dropped and returned.
         """
+        committed = list(committed)
+        dropped = list(dropped)
+        all_known = all(tx_id in self._pending for tx_id in committed)
         for tx_id in (*committed, *dropped):
             raw = self._pending.pop(tx_id, None)
             if raw is not None:
                 self._bytes -= len(raw)
+        if all_known and not dropped and len(self._state) < REBUILD_AFTER_KEYS:
+            if not self._pending:
+                self._state = Overlay(self.ledger.store)
+            return []
+        return self._rebuild()
+
+    def _rebuild(self) -> list[bytes]:
         self._state = Overlay(self.ledger.store)
         invalid: list[bytes] = []
         height = self.ledger.head.height + 1
         for index, (tx_id, raw) in enumerate(list(self._pending.items())):
             try:
                 check_and_apply(
-                    self._state,
-                    raw,
-                    height,
-                    index,
-                    self.ledger.chain_id,
-                    verify_signature=False,
+                    self._state, raw, height, index, self.ledger.chain_id, verify_signature=False
                 )
             except ProtocolError:
                 invalid.append(tx_id)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 import plyvel
+from sortedcontainers import SortedList
 
 from node.errors import StoreError
 
@@ -120,12 +121,16 @@ class Overlay:
 
     The contract validates a tx by writing into a child overlay and only merging it into the
     block's overlay when every rule passed, so a rejected tx leaves nothing behind. The
-    block's overlay then becomes one atomic `KVStore.write`.
+    block's overlay then becomes one atomic `KVStore.write`. Written keys are also kept in
+    a sorted list, so a prefix scan costs O(log n + k) however many keys a block wrote.
     """
 
     def __init__(self, base: KVReader) -> None:
         self._base = base
         self._writes: dict[bytes, bytes | None] = {}
+        # Built on the first prefix scan, then kept up to date: most per-tx child
+        # overlays are never scanned and never pay for it.
+        self._keys: SortedList[bytes] | None = None
 
     def get(self, key: bytes) -> bytes | None:
         if key in self._writes:
@@ -133,14 +138,31 @@ class Overlay:
         return self._base.get(key)
 
     def put(self, key: bytes, value: bytes) -> None:
+        if self._keys is not None and key not in self._writes:
+            self._keys.add(key)
         self._writes[key] = value
 
     def delete(self, key: bytes) -> None:
+        if self._keys is not None and key not in self._writes:
+            self._keys.add(key)
         self._writes[key] = None
+
+    def _own_keys(self, prefix: bytes, reverse: bool) -> list[bytes]:
+        if self._keys is None:
+            self._keys = SortedList(self._writes)
+        start = self._keys.bisect_left(prefix)
+        keys: list[bytes] = []
+        for key in self._keys.islice(start):
+            if not key.startswith(prefix):
+                break
+            keys.append(key)
+        if reverse:
+            keys.reverse()
+        return keys
 
     def iterate(self, prefix: bytes, *, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
         """Merge the base's keys with this overlay's, in bytewise order."""
-        mine = sorted((k for k in self._writes if k.startswith(prefix)), reverse=reverse)
+        mine = self._own_keys(prefix, reverse)
         base = self._base.iterate(prefix, reverse=reverse)
         i = 0
         nxt = next(base, None)
@@ -167,6 +189,10 @@ class Overlay:
         """Take a child's changes as our own (the child must have been made from self)."""
         if child._base is not self:
             raise ValueError("can only merge a child overlay into its own parent")
+        if self._keys is not None:
+            for key in child._writes:
+                if key not in self._writes:
+                    self._keys.add(key)
         self._writes.update(child._writes)
 
     def changes(self) -> dict[bytes, bytes | None]:

@@ -1,0 +1,172 @@
+"""A 4-validator devnet on this machine under batch load from this (separate) process.
+
+    python bench/cluster.py [--txs 20000] [--batch 500]
+
+Prints committed tx/s at saturation, commit latency p50/p99 at low load and under
+saturation (sampled with ?wait=commit), and each node's peak RSS. Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx
+
+from node.client import Client
+from node.codec import H, array_header
+from node.devnet import NodeProcesses, create_devnet
+from node.tx import encode_tx, make_tx
+
+PARAMS = {
+    "timeout_propose_ms": 1000,
+    "timeout_prevote_ms": 500,
+    "timeout_precommit_ms": 500,
+    "timeout_delta_ms": 250,
+    "max_block_txs": 2000,
+}
+
+
+def donation(chain: str, key: object, charity: bytes, n: int) -> bytes:
+    body = {
+        "donation": f"b{n}",
+        "donor": H(b"%d" % n),
+        "charity": charity,
+        "campaign": None,
+        "amount": 1000 + n % 500,
+        "currency": "CNY",
+        "received_at": 1_700_000_000_000,
+    }
+    return encode_tx(make_tx(chain, "donation.record", key, body, n))  # type: ignore[arg-type]
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+
+
+def log_size(url: str) -> int:
+    head = httpx.get(f"{url}/v1/head", timeout=10)
+    return int(head.json()["header"]["log_size"]) if head.status_code == 200 else 0
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--txs", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--low", type=int, default=50, help="txs for the low-load latency")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        net = create_devnet(Path(tmp) / "net", base_port=None, params=PARAMS)
+        procs = NodeProcesses(net)
+        procs.start_all()
+        try:
+            procs.wait_healthy()
+            run(net, procs, args)
+        finally:
+            procs.stop_all()
+
+
+def run(net: object, procs: NodeProcesses, args: argparse.Namespace) -> None:
+    devnet = procs.devnet
+    urls = list(devnet.urls.values())
+    chain = devnet.genesis.chain_id
+    platform = devnet.key("platform-1")
+    charity = devnet.key("charity-1").public_key
+    print(f"signing {args.txs + args.low + 1000:,} txs …", flush=True)
+    low = [donation(chain, platform, charity, n) for n in range(args.low)]
+    load = [donation(chain, platform, charity, n) for n in range(10_000, 10_000 + args.txs)]
+    samples = [donation(chain, platform, charity, n) for n in range(900_000, 901_000)]
+
+    latencies_low = []
+    with Client(urls[0]) as client:
+        for raw in low:
+            started = time.perf_counter()
+            client.submit(raw, wait=True)
+            latencies_low.append(time.perf_counter() - started)
+    print(
+        f"low load ({args.low} txs, one at a time, wait=commit): "
+        f"p50 {statistics.median(latencies_low) * 1000:.0f} ms, "
+        f"p99 {percentile(latencies_low, 0.99) * 1000:.0f} ms",
+        flush=True,
+    )
+
+    start_size = log_size(urls[0])
+    stop = threading.Event()
+    loaded: list[float] = []
+
+    def sampler() -> None:
+        with Client(urls[1]) as client:
+            for raw in samples:
+                if stop.is_set():
+                    return
+                started = time.perf_counter()
+                try:
+                    client.submit(raw, wait=True)
+                except Exception:  # a timeout under overload is itself a data point
+                    loaded.append(float("inf"))
+                    continue
+                loaded.append(time.perf_counter() - started)
+                time.sleep(0.1)
+
+    def pusher(index: int) -> None:
+        mine = load[index :: len(urls)]
+        with httpx.Client(timeout=60) as http:
+            for start in range(0, len(mine), args.batch):
+                chunk = mine[start : start + args.batch]
+                body = array_header(len(chunk)) + b"".join(chunk)
+                while True:
+                    response = http.post(
+                        f"{urls[index]}/v1/txs/batch",
+                        content=body,
+                        headers={"content-type": "application/msgpack"},
+                    )
+                    busy = [r for r in response.json()["results"] if r["status"] == "rejected"]
+                    if not busy:
+                        break
+                    time.sleep(0.2)  # mempool full: back off, resubmit (idempotent)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=pusher, args=(i,)) for i in range(len(urls))]
+    sample_thread = threading.Thread(target=sampler)
+    for thread in [*threads, sample_thread]:
+        thread.start()
+    target = start_size + len(load)
+    while log_size(urls[0]) < target and time.perf_counter() - started < 600:
+        time.sleep(0.25)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    for thread in [*threads, sample_thread]:
+        thread.join()
+    committed = log_size(urls[0]) - start_size
+    finite = [x for x in loaded if x != float("inf")]
+    print(
+        f"saturating load ({len(load):,} txs in batches of {args.batch} to 4 nodes): "
+        f"{committed / elapsed:,.0f} committed tx/s over {elapsed:.1f} s"
+    )
+    if finite:
+        print(
+            f"  latency under saturation ({len(finite)} samples, {len(loaded) - len(finite)} "
+            f"timed out): p50 {statistics.median(finite) * 1000:.0f} ms, "
+            f"p99 {percentile(finite, 0.99) * 1000:.0f} ms"
+        )
+    for name, proc in procs.procs.items():
+        print(f"  {name}: peak RSS {peak_rss_mib(proc.pid):.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
