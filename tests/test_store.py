@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from node.errors import StoreError
 from node.store import KVStore, LevelStore, MemoryStore, Overlay
 
-# Few distinct bytes, so prefixes, overwrites and deletes of existing keys are common.
-keys = st.lists(st.sampled_from([0, 1, 97, 255]), min_size=1, max_size=3).map(bytes)
+# Few distinct bytes, so prefixes, overwrites and deletes of existing keys are common; "/"
+# makes schema-like namespaces (b"s/fl/…"), which the overlay indexes separately.
+keys = st.lists(st.sampled_from([0, 47, 97, 255]), min_size=1, max_size=5).map(bytes)
 ops = st.lists(st.tuples(st.sampled_from(["put", "del"]), keys, st.binary(max_size=8)), max_size=40)
 
 
@@ -36,7 +37,10 @@ def store(request: pytest.FixtureRequest) -> Iterator[KVStore]:
 
 
 @settings(max_examples=60)
-@given(batches=st.lists(ops, max_size=4), prefix=st.binary(max_size=2))
+@given(
+    batches=st.lists(ops, max_size=4),
+    prefix=st.lists(st.sampled_from([0, 47, 97, 255]), max_size=4).map(bytes),
+)
 def test_store_matches_model(batches: list[list[tuple[str, bytes, bytes]]], prefix: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         stores: list[KVStore] = [MemoryStore(), LevelStore(tmp)]
@@ -108,3 +112,29 @@ def test_leveldb_lock_is_a_clear_error() -> None:
         with pytest.raises(StoreError, match="another node process"):
             LevelStore(tmp)
         db.close()
+
+
+@settings(max_examples=80)
+@given(
+    steps=st.lists(st.tuples(st.sampled_from(["put", "del", "scan"]), keys), max_size=60),
+)
+def test_overlay_scans_interleaved_with_writes(steps: list[tuple[str, bytes]]) -> None:
+    """Indexes built by an early scan must see every later write, through children too."""
+    base = MemoryStore()
+    base.write({b"s/a/1": b"x", b"s/b/1": b"y", b"a/": b"z"})
+    model = {b"s/a/1": b"x", b"s/b/1": b"y", b"a/": b"z"}
+    overlay = Overlay(base)
+    for n, (op, key) in enumerate(steps):
+        if op == "put":
+            child = overlay.child()
+            child.put(key, b"%d" % n)
+            overlay.merge(child)
+            model[key] = b"%d" % n
+        elif op == "del":
+            overlay.delete(key)
+            model.pop(key, None)
+        else:
+            for reverse in (False, True):
+                assert list(overlay.iterate(key, reverse=reverse)) == _model_iter(
+                    model, key, reverse
+                )
