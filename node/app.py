@@ -40,6 +40,7 @@ from node.transport import Transport
 log = logging.getLogger("almoner.node")
 
 SYNC_INTERVAL_S = 0.5
+LAGGING_AFTER_S = 2.0
 
 
 @dataclass
@@ -56,6 +57,7 @@ class NodeRuntime:
     transport: Transport | None = None
     driver: Driver | None = None
     node_id: str = ""
+    _ahead_since: float | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -137,10 +139,21 @@ class NodeRuntime:
         best = max(
             self.transport.peers.values(), key=lambda p: p.height if p.up else -1, default=None
         )
-        # A peer one block ahead is normal mid-consensus for a validator; an observer
-        # (or a validator two or more behind) fetches.
-        lag = 0 if not self.is_validator else 1
-        while best is not None and best.up and best.height > self.ledger.head.height + lag:
+        # A peer one block ahead is normal mid-consensus for a validator, so a validator
+        # fetches only when a peer is two or more ahead, or has stayed ahead for a while
+        # (it missed a decision that no later traffic will repeat). Observers always fetch.
+        now = asyncio.get_running_loop().time()
+        head = self.ledger.head.height
+        if best is None or not best.up or best.height <= head:
+            self._ahead_since = None
+            return
+        if self.is_validator and best.height == head + 1:
+            if self._ahead_since is None:
+                self._ahead_since = now
+            if now - self._ahead_since < LAGGING_AFTER_S:
+                return
+        self._ahead_since = None
+        while best.height > self.ledger.head.height:
             start = self.ledger.head.height + 1
             try:
                 items = await fetch_blocks(self.client, best.url, start)
@@ -155,8 +168,6 @@ class NodeRuntime:
                 await asyncio.sleep(0.01)
             if self.ledger.head.height < start:
                 return  # refused: logged by the driver; try again next round
-            if self.is_validator:
-                lag = 1
 
     def syncing(self) -> bool:
         if self.transport is None:
