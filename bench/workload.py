@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from node.codec import H
 from node.crypto import KeyPair
@@ -67,7 +68,7 @@ def mixed_txs(parties: Parties, count: int, seed: int = 7) -> list[bytes]:
         if roll < 0.7 or balance[c] < 1_000:
             platform = parties.platforms[rng.randrange(len(parties.platforms))]
             amount = rng.randrange(1_000, 100_000)
-            body = {
+            body: dict[str, Any] = {
                 "donation": f"d{i}",
                 "donor": H(b"donor%d" % i),
                 "charity": charity.public_key,

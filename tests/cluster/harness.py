@@ -39,9 +39,9 @@ def wait_until(check: Callable[[], T], timeout: float, what: str, interval: floa
             value = check()
         except (httpx.HTTPError, OSError) as exc:
             last_error = exc
-            value = None  # type: ignore[assignment]
-        if value:
-            return value
+        else:
+            if value:
+                return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} ({last_error})")
 
