@@ -31,18 +31,34 @@ from node.merkle import (
 VECTORS_NAME = "rfc6962_merkle_vectors.json"
 
 
-def vectors_path() -> Path:
-    """The vectors live in the shared checkout cloned beside this repo (../shared); look in
-    every ancestor's `shared/testdata` so the tests run from any working directory."""
-    here = Path(__file__).resolve()
-    for parent in here.parents:
+# A copy of the published vectors, for clones that have no ../shared beside them; when
+# the shared checkout is there it is used, and the copy must equal it.
+VENDORED = Path(__file__).resolve().parent / "data" / VECTORS_NAME
+
+
+def shared_vectors_path() -> Path | None:
+    """The vectors of the shared checkout cloned beside this repo (../shared), if any."""
+    for parent in Path(__file__).resolve().parents:
         candidate = parent / "shared" / "testdata" / VECTORS_NAME
         if candidate.is_file():
             return candidate
-    pytest.fail(
-        f"cannot find {VECTORS_NAME}: expected ../shared/testdata/{VECTORS_NAME} beside the "
-        f"repository (searched the ancestors of {here})"
-    )
+    return None
+
+
+def vectors_path() -> Path:
+    shared = shared_vectors_path()
+    if shared is not None:
+        return shared
+    if not VENDORED.is_file():
+        pytest.fail(f"cannot find {VECTORS_NAME} in ../shared/testdata nor in tests/data")
+    return VENDORED
+
+
+def test_vendored_copy_matches_shared() -> None:
+    shared = shared_vectors_path()
+    assert VENDORED.is_file()
+    if shared is not None:
+        assert json.loads(shared.read_text()) == json.loads(VENDORED.read_text())
 
 
 def load_vectors() -> dict[str, Any]:
