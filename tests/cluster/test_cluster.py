@@ -72,7 +72,8 @@ def test_crash_under_load_catch_up_and_no_fork(cluster: Cluster) -> None:
         stop.set()
         for thread in threads:
             thread.join()
-    top = min(cluster.height(n) for n in cluster.names)
+    # Load has stopped: every node must reach the highest head, with identical histories.
+    top = max(cluster.height(n) for n in cluster.names)
     wait_until(lambda: heads_agree(cluster, cluster.names, top), 30, "no fork")
     for name in cluster.names:
         with cluster.client(name) as client:
