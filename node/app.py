@@ -169,6 +169,14 @@ class NodeRuntime:
             if self.ledger.head.height < start:
                 return  # refused: logged by the driver; try again next round
 
+    def peer_series(self, attribute: str) -> dict[tuple[tuple[str, str], ...], float]:
+        if self.transport is None:
+            return {}
+        return {
+            (("peer", pk.hex()[:16]),): float(getattr(peer, attribute))
+            for pk, peer in self.transport.peers.items()
+        }
+
     def syncing(self) -> bool:
         if self.transport is None:
             return True
@@ -224,6 +232,11 @@ def build_runtime(config: NodeConfig) -> NodeRuntime:
         "almoner_peers_up",
         lambda: sum(p.up for p in rt.transport.peers.values()) if rt.transport else 0,
         "peers answering",
+    )
+    metrics.gauge_family("almoner_peer_up", lambda: rt.peer_series("up"), "peer answering (1/0)")
+    metrics.gauge_family("almoner_peer_height", lambda: rt.peer_series("height"), "peer height")
+    metrics.gauge_family(
+        "almoner_peer_dropped_messages", lambda: rt.peer_series("dropped"), "messages dropped"
     )
     return rt
 

@@ -29,6 +29,7 @@ class Metrics:
         self.counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         self.gauges: dict[str, Callable[[], float]] = {}
         self.histograms: dict[tuple[str, tuple[tuple[str, str], ...]], Histogram] = {}
+        self.families: dict[str, Callable[[], dict[tuple[tuple[str, str], ...], float]]] = {}
         self.help: dict[str, str] = {}
 
     def inc(self, name: str, amount: float = 1, **labels: str) -> None:
@@ -37,6 +38,17 @@ class Metrics:
 
     def gauge(self, name: str, read: Callable[[], float], help_text: str = "") -> None:
         self.gauges[name] = read
+        if help_text:
+            self.help[name] = help_text
+
+    def gauge_family(
+        self,
+        name: str,
+        read: Callable[[], dict[tuple[tuple[str, str], ...], float]],
+        help_text: str = "",
+    ) -> None:
+        """A gauge with labels, read at scrape time (e.g. one series per peer)."""
+        self.families[name] = read
         if help_text:
             self.help[name] = help_text
 
@@ -53,6 +65,12 @@ class Metrics:
                 lines.append(f"# HELP {name} {self.help[name]}")
             lines.append(f"# TYPE {name} gauge")
             lines.append(f"{name} {read():g}")
+        for name, read_family in sorted(self.families.items()):
+            if name in self.help:
+                lines.append(f"# HELP {name} {self.help[name]}")
+            lines.append(f"# TYPE {name} gauge")
+            for labels, value in sorted(read_family().items()):
+                lines.append(f"{name}{_labels(labels)} {value:g}")
         typed: set[str] = set()
         for (name, labels), value in sorted(self.counters.items()):
             if name not in typed:

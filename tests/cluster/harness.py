@@ -107,8 +107,9 @@ class Cluster:
     def kill(self, name: str) -> None:
         self.procs.stop(name, signal.SIGKILL)
 
-    def stop(self, name: str) -> None:
-        self.procs.stop(name, signal.SIGTERM)
+    def stop(self, name: str) -> int:
+        """SIGTERM: a clean shutdown, whose exit status is returned."""
+        return self.procs.stop(name, signal.SIGTERM)
 
     def start(self, name: str) -> None:
         self.procs.start(name)

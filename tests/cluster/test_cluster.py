@@ -89,7 +89,7 @@ def test_crash_under_load_catch_up_and_no_fork(cluster: Cluster) -> None:
 def test_no_quorum_no_commit_then_resume(cluster: Cluster) -> None:
     with cluster.client("validator-0") as client:
         client.submit(cluster.donation("platform-1", "charity-3"), wait=True)
-    cluster.stop("validator-2")
+    assert cluster.stop("validator-2") == 0  # SIGTERM: clean exit, LevelDB closed
     cluster.kill("validator-3")
     height = cluster.height("validator-0")
     with cluster.client("validator-0") as client:
