@@ -13,7 +13,8 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,7 @@ from node.transport import Transport
 log = logging.getLogger("almoner.node")
 
 SYNC_INTERVAL_S = 0.5
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 LAGGING_AFTER_S = 2.0
 
 
@@ -256,6 +258,23 @@ def create_node_app(rt: NodeRuntime) -> FastAPI:
     return app
 
 
+class NodeServer(uvicorn.Server):
+    """uvicorn, but a graceful SIGTERM/SIGINT shutdown exits 0.
+
+    uvicorn re-raises the captured signal once it has shut down, so the process dies by
+    that signal (status -15) and a supervisor cannot tell a clean stop from a kill.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def run_node(config: NodeConfig) -> None:
     logging.basicConfig(
         level=config.log_level.upper(),
@@ -264,7 +283,7 @@ def run_node(config: NodeConfig) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     rt = build_runtime(config)
     app = create_node_app(rt)
-    server = uvicorn.Server(
+    server = NodeServer(
         uvicorn.Config(
             app,
             host=config.host,
