@@ -216,9 +216,13 @@ class Overlay:
         """Take a child's changes as our own (the child must have been made from self)."""
         if child._base is not self:
             raise ValueError("can only merge a child overlay into its own parent")
-        if self._indexes:
+        if self._indexes:  # inlined _note: this loop runs for every key a block writes
+            writes, indexes = self._writes, self._indexes
             for key in child._writes:
-                self._note(key)
+                if key not in writes:
+                    index = indexes.get(_namespace(key) or b"")
+                    if index is not None:
+                        index.add(key)
         self._writes.update(child._writes)
 
     def changes(self) -> dict[bytes, bytes | None]:

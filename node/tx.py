@@ -126,16 +126,18 @@ def exact_map(fields: tuple[tuple[str, Checker], ...]) -> Checker:
     Path "" is the envelope itself, whose fields are named bare (`nonce`, not `.nonce`).
     """
 
+    known = frozenset(name for name, _ in fields)
+
     def check(value: Any, path: str) -> None:
         if not isinstance(value, dict):
             raise invalid_field(path or "tx", "must be a map")
         for name, _ in fields:
             if name not in value:
                 raise invalid_field(_join(path, name), "is missing")
-        known = {name for name, _ in fields}
-        for name in sorted(value, key=lambda k: k.encode("utf-8")):
-            if name not in known:
-                raise invalid_field(_join(path, name), "is not a field of this map")
+        if len(value) != len(known):  # all known keys are present: any extra is an excess
+            for name in sorted(value, key=lambda k: k.encode("utf-8")):
+                if name not in known:
+                    raise invalid_field(_join(path, name), "is not a field of this map")
         for name, checker in fields:
             checker(value[name], _join(path, name))
 
@@ -244,6 +246,11 @@ ENVELOPE_FIELDS: tuple[tuple[str, Checker], ...] = (
 )
 
 
+# Built once: checking a tx must not rebuild its schema.
+_CHECK_ENVELOPE = exact_map(ENVELOPE_FIELDS)
+_CHECK_BODY = {tx_type: exact_map(fields) for tx_type, fields in BODY_FIELDS.items()}
+
+
 # -- public API -------------------------------------------------------------------------
 
 
@@ -263,17 +270,17 @@ def decode_tx(raw: bytes) -> dict[str, Any]:
 
 def check_tx_shape(tx: Any, chain_id: str) -> None:
     """Envelope → `wrong_chain` → `unknown_type` → body fields, in the spec's order."""
-    exact_map(ENVELOPE_FIELDS)(tx, "")
+    _CHECK_ENVELOPE(tx, "")
     if tx["chain"] != chain_id:
         raise ProtocolError(
             "wrong_chain",
             f"tx is for chain {tx['chain']!r}, this is {chain_id!r}",
             {"expected": chain_id, "got": tx["chain"]},
         )
-    fields = BODY_FIELDS.get(tx["type"])
-    if fields is None:
+    check_body = _CHECK_BODY.get(tx["type"])
+    if check_body is None:
         raise ProtocolError("unknown_type", f"unknown tx type {tx['type']!r}", {"type": tx["type"]})
-    exact_map(fields)(tx["body"], "body")
+    check_body(tx["body"], "body")
 
 
 def check_tx_signature(tx: dict[str, Any]) -> None:
