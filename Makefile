@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: test lint typecheck devnet bench clean
+.PHONY: test lint typecheck devnet bench clean image test-docker
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,9 +26,22 @@ test: lint typecheck
 devnet: $(STAMP)
 	$(BIN)/almoner devnet --dir ./devnet
 
+# Benchmarks print figures; run them as modules (python -m bench.X) so that
+# bench/consensus.py does not shadow the consensus package.
 bench: $(STAMP)
-	$(BIN)/python bench/core.py
-	$(BIN)/python bench/consensus.py
+	$(BIN)/python -m bench.core
+	$(BIN)/python -m bench.consensus
+	$(BIN)/python -m bench.verify
+	$(BIN)/python -m bench.cluster
+
+# The node image (docker/build-image.sh: base image from a cached debootstrap if missing,
+# wheels built on the host, docker build). Needs root or a running Docker engine.
+image: $(STAMP)
+	ALMONER_PYTHON=$(BIN)/python docker/build-image.sh
+
+# End-to-end test of docker/compose.yml (tests/docker/e2e.py); always tears down.
+test-docker: image
+	$(BIN)/python -m tests.docker.e2e
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

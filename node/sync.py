@@ -31,16 +31,29 @@ class SyncError(AlmonerError):
 
 
 def check_certified_block(
-    ledger: Ledger, block: Any, cert_map: Any, verifier: Verifier
+    ledger: Ledger,
+    block: Any,
+    cert_map: Any,
+    verifier: Verifier,
+    verified: frozenset[bytes] | set[bytes] = frozenset(),
 ) -> ExecutedBlock:
-    """Certificate first, then header and txs (PROTOCOL.md §5 order); raise BlockError."""
+    """Certificate first, then header and txs (PROTOCOL.md §5 order); raise BlockError.
+
+    The certificate must prove this header at the header's own height, so a block that
+    does not follow the head (a dropped block) is reported by the header rule it breaks
+    (`bad_link`, `bad_height`), not as a certificate problem. `verified` holds tx ids whose
+    signatures were already checked (the verifier's worker processes, the mempool).
+    """
     if not isinstance(block, dict) or not isinstance(block.get("header"), dict):
         raise BlockError("invalid_field", "a block is a map with a header")
+    header = block["header"]
     try:
-        claimed = block_hash(block["header"])
+        claimed = block_hash(header)
     except AlmonerError as exc:
         raise BlockError("invalid_field", f"header does not encode: {exc}") from exc
-    height = ledger.head.height + 1
+    height = header.get("height")
+    if isinstance(height, bool) or not isinstance(height, int) or height < 1:
+        height = ledger.head.height + 1
     try:
         cert = Certificate.from_map(cert_map)
         verify_certificate(
@@ -51,9 +64,10 @@ def check_certified_block(
             height=height,
             block_hash=claimed,
         )
-    except (CertificateError, TypeError) as exc:
-        raise BlockError("bad_certificate", f"block {height}: {exc}") from exc
-    return ledger.execute_block(block)
+    except (CertificateError, TypeError, ValueError) as exc:
+        reason = exc.reason if isinstance(exc, CertificateError) else "malformed"
+        raise BlockError("bad_certificate", f"block {height}: certificate {reason}: {exc}") from exc
+    return ledger.execute_block(block, verified=verified)
 
 
 def iter_stream(data: bytes, max_item: int = MAX_STREAM_BYTES) -> Iterator[Any]:

@@ -1,0 +1,1 @@
+"""Docker end-to-end test (`make test-docker`); not collected by pytest."""
