@@ -38,7 +38,7 @@ from node.errors import ProtocolError
 from node.genesis import Genesis
 from node.state import get_party, party_key, write_record
 from node.store import Overlay
-from node.tx import check_tx_shape, check_tx_signature, decode_tx
+from node.tx import MAX_TX_BYTES, check_tx_shape, check_tx_signature, decode_tx
 
 __all__ = ["ROLE_BY_TYPE", "TxContext", "apply_tx", "check_and_apply", "seed_genesis"]
 
@@ -110,13 +110,16 @@ def check_and_apply(
     chain_id: str,
     *,
     verify_signature: bool = True,
+    decoded: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], bytes]:
     """The full pipeline of PROTOCOL.md §2 for one tx; returns (tx map, tx_id).
 
     `verify_signature=False` is for callers that already verified this exact tx (mempool
-    cache, parallel verify); everything else still runs.
+    cache, parallel verify); everything else still runs. `decoded` is for callers that
+    produced `raw` as `encode(decoded)` themselves (a block's txs): those bytes are
+    canonical by construction, so decoding them again would only repeat work.
     """
-    tx = decode_tx(raw)
+    tx = decoded if decoded is not None and len(raw) <= MAX_TX_BYTES else decode_tx(raw)
     # decode() accepted only canonical bytes, so H(raw) is H(canonical(tx)).
     tx_id = H(raw)
     if state.get(schema.TX_INDEX + tx_id) is not None:

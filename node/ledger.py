@@ -271,6 +271,7 @@ class Ledger:
                     index,
                     self.chain_id,
                     verify_signature=H(raw) not in verified,
+                    decoded=tx if isinstance(tx, dict) else None,
                 )
             except ProtocolError as exc:
                 raise BlockError(exc.code, f"tx {index}: {exc.message}", index) from exc
