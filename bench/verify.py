@@ -30,7 +30,7 @@ from node.localchain import LocalChain, Workload, local_genesis
 from node.signing import tx_sign_bytes
 from node.store import LevelStore
 from node.tx import decode_tx
-from node.verify import _Pipeline, _pool, verify_chain
+from node.verify import _Pipeline, signature_pool, verify_chain
 
 CACHE_VERSION = 1
 BLOCK_TXS = 1_000
@@ -91,7 +91,7 @@ def decode_tx_list(item: bytes) -> list[dict[str, Any]]:
 def signature_stage(path: Path, jobs: int) -> tuple[float, int]:
     """Archive read + parallel signature checks only: (txs/s, txs verified)."""
     reader = ArchiveReader(path)
-    pool = _pool(jobs)
+    pool = signature_pool(jobs)
     try:
         started = time.perf_counter()
         count = sum(len(ids) for _, ids in _Pipeline(reader.items(), pool, jobs))

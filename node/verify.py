@@ -213,7 +213,7 @@ def _tx_slices(item: bytes) -> list[bytes]:
     return []
 
 
-def _signed_tx_id(raw: bytes) -> bytes | None:
+def signed_tx_id(raw: bytes) -> bytes | None:
     """H(raw) if `raw` is a 6-key tx map in canonical key order whose signature verifies
     over the sign-bytes cut from `raw` itself; else None (the replay checks it again).
 
@@ -252,20 +252,25 @@ def _signed_tx_id(raw: bytes) -> bytes | None:
     return H(raw) if ed25519_verify(signer, message, sig) else None
 
 
+def verified_tx_ids(raws: list[bytes]) -> list[bytes]:
+    """Worker task for raw txs (not blocks): the ids of those whose signature verifies."""
+    return [tid for tid in map(signed_tx_id, raws) if tid is not None]
+
+
 def check_signatures(chunk: list[bytes]) -> list[list[bytes]]:
     """Worker task: for each item, the ids of its txs whose signature verifies."""
     results = []
     for item in chunk:
         ids = []
         for raw in _tx_slices(item):
-            tid = _signed_tx_id(raw)
+            tid = signed_tx_id(raw)
             if tid is not None:
                 ids.append(tid)
         results.append(ids)
     return results
 
 
-def _pool(jobs: int) -> multiprocessing.pool.Pool:
+def signature_pool(jobs: int) -> multiprocessing.pool.Pool:
     # fork where it exists: workers need only this module, and unlike spawn/forkserver it
     # does not re-import the caller's __main__ (the CLI, a bench script, a test runner).
     methods = multiprocessing.get_all_start_methods()
@@ -476,7 +481,7 @@ def verify_chain(
     if store is None:
         scratch = tempfile.mkdtemp(prefix="almoner-verify-")
         store = _UnsyncedStore(LevelStore(scratch))
-    pool = _pool(jobs) if jobs > 0 else None
+    pool = signature_pool(jobs) if jobs > 0 else None
     started = time.monotonic()
     try:
         ledger = Ledger(store, genesis)
