@@ -15,7 +15,8 @@ from node.genesis import load_genesis
 
 GENESIS_HELP = (
     "The chain's genesis file, embedded in the archive; the node must run exactly this "
-    "genesis (default: $ALMONER_GENESIS, else ./genesis.json)."
+    "genesis (default: $ALMONER_GENESIS, else ./genesis.json, else the node's own "
+    "GET /v1/genesis, whose hash `verify` then checks against the one you pin)."
 )
 
 
@@ -34,8 +35,12 @@ def export(node_url: str, out: Path, genesis_path: str, as_json: bool) -> None:
     """Write the node's certified chain (genesis, blocks, certificates) to one compressed,
     versioned file that `almoner verify --archive FILE` checks offline."""
     try:
-        genesis = load_genesis(genesis_path)
         with Client(node_url) as client:
+            if Path(genesis_path).exists() or genesis_path != default_genesis():
+                genesis = load_genesis(genesis_path)
+            else:  # no file given or found: embed the node's own (its hash is printed)
+                genesis = client.genesis()
+                genesis_path = f"{node_url}/v1/genesis"
             status = client.status()
             if status.get("genesis_hash") != genesis.hash.hex():
                 fail(

@@ -120,7 +120,13 @@ def run_verify(
     else:
         assert node_url is not None
         if genesis is None:
-            fail("verify --node needs the genesis file itself (--genesis FILE), not its hash")
+            # Only a hash was pinned: the node's genesis is used if it is exactly that.
+            assert pinned_hash is not None
+            with Client(node_url) as client:
+                served = client.genesis()
+            if served.hash != pinned_hash:
+                return _wrong_pin(served, pinned_hash)
+            genesis = served
         source_hash, items, total_blocks, total_txs = _node_source(node_url, genesis)
     bar = ProgressBar(total_blocks, total_txs)
     try:
@@ -137,7 +143,7 @@ def _wrong_pin(archived: Genesis, pinned_hash: bytes) -> VerifyReport:
         0,
         None,
         "wrong_genesis",
-        f"the archive holds genesis {archived.hash.hex()}, not the pinned {pinned_hash.hex()}",
+        f"the source holds genesis {archived.hash.hex()}, not the pinned {pinned_hash.hex()}",
     )
     return report
 

@@ -194,6 +194,13 @@ def create_app(rt: NodeRuntime) -> FastAPI:
             request, {"tx": tx, "status": "committed", "receipt": receipt(rt.ledger, tid, size)}
         )
 
+    @app.get("/v1/genesis")
+    async def get_genesis(request: Request) -> Response:
+        # JSON: the document exactly as genesis.json holds it; msgpack: the hashed map.
+        if wants_msgpack(request):
+            return render(request, rt.genesis.to_protocol())
+        return JSONResponse(rt.genesis.to_json())
+
     @app.get("/v1/head")
     async def get_head(request: Request) -> Response:
         return render(request, head_view(rt.ledger))

@@ -18,6 +18,7 @@ import httpx
 from node.codec import array_header, decode, encode
 from node.crypto import KeyPair
 from node.errors import STATUS_BY_CODE, AlmonerError, ProtocolError
+from node.genesis import Genesis, GenesisError, parse_genesis
 from node.sync import iter_stream
 from node.tx import make_tx
 
@@ -101,6 +102,13 @@ class Client:
     def status(self) -> dict[str, Any]:
         result: dict[str, Any] = self._get_json("/v1/status")
         return result
+
+    def genesis(self) -> Genesis:
+        """The node's genesis; callers compare its hash with the one they pinned."""
+        try:
+            return parse_genesis(self._get_json("/v1/genesis"))
+        except GenesisError as exc:
+            raise ClientError(f"{self.url} served an invalid genesis: {exc}") from exc
 
     def head(self) -> dict[str, Any]:
         result: dict[str, Any] = self._get_msgpack("/v1/head")

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -214,3 +215,29 @@ def test_verify_node_against_another_pinned_genesis_is_wrong_genesis(
     )
     assert code == 2 and "runs genesis" in err
     assert not (tmp_path / "x").exists()
+
+
+def test_pinned_hash_alone_verifies_a_node_and_export_embeds_its_genesis(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pinned = cluster.devnet.genesis.hash.hex()
+    code, stdout, _ = run("verify", "--node", cluster.url("validator-3"), "--genesis", pinned,
+                          "--json")  # fmt: skip
+    assert code == 0 and json.loads(stdout)["ok"] is True
+    other = local_genesis()[0].hash.hex()
+    code, stdout, _ = run("verify", "--node", cluster.url("validator-3"), "--genesis", other,
+                          "--json")  # fmt: skip
+    assert code == 1 and json.loads(stdout)["violation"]["rule"] == "wrong_genesis"
+    # No genesis file anywhere: export embeds the node's own, and verify pins its hash.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ALMONER_GENESIS", raising=False)
+    out = tmp_path / "chain.almoner"
+    code, _, err = run("export", "--node", cluster.url("validator-1"), "--out", str(out))
+    assert code == 0, err
+    code, stdout, _ = run("verify", "--archive", str(out), "--genesis", pinned, "--json")
+    assert code == 0 and json.loads(stdout)["ok"] is True
+
+
+def test_genesis_endpoint_serves_the_document(cluster: Cluster) -> None:
+    served = httpx.get(f"{cluster.url('validator-0')}/v1/genesis").json()
+    assert served == json.loads((cluster.devnet.root / "genesis.json").read_text())
