@@ -59,7 +59,11 @@ def render(check: TraceCheck, genesis: Genesis, names: dict[bytes, str]) -> None
         f"  {mark(donation['tx_id'])} Received   by {_party(donation['charity'])} "
         f"(block {donation['height']}, tx {donation['tx_id'].hex()[:16]}…)"
     )
-    confirmed = "confirmed by the charity" if donation.get("confirmed") else "NOT yet confirmed"
+    confirmed = (
+        "confirmed by the charity (its confirmation tx is proven below)"
+        if donation.get("confirmed")
+        else "NOT yet confirmed"
+    )
     click.echo(f"      receipt {confirmed}")
     for hop in trace["hops"]:
         verb = VERBS.get(hop["kind"], hop["kind"])

@@ -182,6 +182,14 @@ def check_trace(
     platform, donation_id = donation["platform"], donation["donation"]
     steps: list[tuple[str, dict[str, Any]]] = [("donation", donation)]
     steps += [(f"hop {i + 1}", hop) for i, hop in enumerate(trace["hops"])]
+    confirmation = trace.get("confirmation")
+    if donation.get("confirmed"):
+        if isinstance(confirmation, dict):
+            steps.append(("confirmation", confirmation))
+        else:
+            problems.append("confirmed: the trace shows no confirmation tx to prove it")
+    elif confirmation is not None:
+        problems.append("the trace shows a confirmation tx but says the donation is unconfirmed")
     proofs = trace.get("proofs") or {}
     for label, step in steps:
         tid = step["tx_id"]
@@ -218,6 +226,17 @@ def check_trace(
             if not same:
                 problems.append("donation: the recorded tx says something else than the trace")
                 continue
+        elif label == "confirmation":
+            body = tx.get("body", {})
+            same = (
+                tx.get("type") == "donation.confirm"
+                and tx.get("signer") == donation.get("charity")
+                and body.get("platform") == platform
+                and body.get("donation") == donation_id
+            )
+            if not same:
+                problems.append("confirmation: the tx is not the charity's confirmation")
+                continue
         else:
             mismatch = _hop_matches(step, tx, platform, donation_id)
             if mismatch is not None:
@@ -243,6 +262,9 @@ def fetch_and_check_trace(
         return TraceCheck(trace, None, ["the trace names no head"])
     view = client.block(at)
     ids = [trace["donation"]["tx_id"], *(hop["tx_id"] for hop in trace["hops"])]
+    confirmation = trace.get("confirmation")
+    if isinstance(confirmation, dict) and isinstance(confirmation.get("tx_id"), bytes):
+        ids.append(confirmation["tx_id"])
     txs: dict[bytes, Any] = {}
     for tid in dict.fromkeys(ids):
         txs[tid] = client.tx(tid)["tx"]

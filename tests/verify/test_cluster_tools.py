@@ -108,6 +108,7 @@ def test_trace_of_a_spent_donation_is_verified(cluster: Cluster) -> None:
     assert spent and spent[0]["payee"] == "Turkana Drilling Co."
     assert len(spent[0]["evidence"]) == 2
     ids = {result["donation"]["tx_id"], *(h["tx_id"] for h in result["hops"])}
+    ids.add(result["confirmation"]["tx_id"])  # "confirmed" is proven like every hop
     assert set(result["proven_tx_ids"]) == ids
     assert len(result["certified_head"]["signers"]) >= 3
 
@@ -149,9 +150,17 @@ def test_trace_check_catches_a_node_that_lies(cluster: Cluster) -> None:
         trace = client.trace(cluster.key("platform-1").public_key, "GN-1001")
         view = client.block(trace["head"]["height"])
         ids = [trace["donation"]["tx_id"], *(h["tx_id"] for h in trace["hops"])]
+        ids.append(trace["confirmation"]["tx_id"])
         txs = {tid: client.tx(tid)["tx"] for tid in ids}
     g = cluster.devnet.genesis
     assert check_trace(g, trace, view["header"], view["commit"], txs).verified
+    confirmation = trace.pop("confirmation")
+    unproven = check_trace(g, trace, view["header"], view["commit"], txs)
+    assert not unproven.verified and "confirmation" in unproven.problems[0]
+    trace["confirmation"] = {"tx_id": trace["hops"][0]["tx_id"], "height": 1}
+    wrong = check_trace(g, trace, view["header"], view["commit"], txs)
+    assert not wrong.verified and "confirmation" in wrong.problems[0]
+    trace["confirmation"] = confirmation
     hop = next(h for h in trace["hops"] if h["kind"] == "disburse")
     hop["payee"] = "Someone else"
     lied = check_trace(g, trace, view["header"], view["commit"], txs)
