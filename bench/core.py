@@ -39,6 +39,22 @@ def raw_verify_rate(n: int = 20_000) -> float:
     return n / (time.perf_counter() - started)
 
 
+def apply_block(ledger: Ledger, proposer: bytes, chunk: list[bytes], verified: set[bytes]) -> int:
+    """Build, check and commit one block of `chunk`; every workload tx must apply."""
+    executed = ledger.build_block(
+        chunk,
+        time_ms=ledger.head.time + 1,
+        proposer=proposer,
+        max_txs=BLOCK,
+        max_bytes=1 << 30,
+        verified=verified,
+    )
+    if executed.rejected:
+        raise SystemExit(f"workload tx rejected: {executed.rejected[0][1]!r}")
+    ledger.commit(executed, {"bench": True})
+    return len(executed.tx_ids)
+
+
 def apply_rate(txs: list[bytes], check_signatures: bool) -> tuple[float, int]:
     parties = make_parties()
     with tempfile.TemporaryDirectory() as tmp:
@@ -50,18 +66,7 @@ def apply_rate(txs: list[bytes], check_signatures: bool) -> tuple[float, int]:
         committed = 0
         for start in range(0, len(txs), BLOCK):
             chunk = txs[start : start + BLOCK]
-            executed = ledger.build_block(
-                chunk,
-                time_ms=ledger.head.time + 1,
-                proposer=parties.validators[0].public_key,
-                max_txs=BLOCK,
-                max_bytes=1 << 30,
-                verified=verified,
-            )
-            if executed.rejected:
-                raise SystemExit(f"workload tx rejected: {executed.rejected[0][1]!r}")
-            ledger.commit(executed, {"bench": True})
-            committed += len(executed.tx_ids)
+            committed += apply_block(ledger, parties.validators[0].public_key, chunk, verified)
         elapsed = time.perf_counter() - started
         store.close()
     return committed / elapsed, committed
@@ -98,17 +103,9 @@ def apply_rate_parallel(txs: list[bytes], jobs: int) -> float:
                     ]
                 )
             verified = {tid for job in pending[number] for tid in job.get()}
-            executed = ledger.build_block(
-                chunk,
-                time_ms=ledger.head.time + 1,
-                proposer=parties.validators[0].public_key,
-                max_txs=BLOCK,
-                max_bytes=1 << 30,
-                verified=verified,
-            )
-            if executed.rejected or len(verified) != len(chunk):
-                raise SystemExit("workload tx rejected or signature failed")
-            ledger.commit(executed, {"bench": True})
+            if len(verified) != len(chunk):
+                raise SystemExit("a workload signature failed")
+            apply_block(ledger, parties.validators[0].public_key, chunk, verified)
         elapsed = time.perf_counter() - started
         store.close()
     return len(txs) / elapsed

@@ -36,6 +36,7 @@ from node.metrics import Metrics
 from node.notifier import CommitNotifier
 from node.store import LevelStore
 from node.sync import SyncError, fetch_blocks, fetch_height
+from node.tasks import cancel_all
 from node.transport import Transport
 
 log = logging.getLogger("almoner.node")
@@ -98,11 +99,7 @@ class NodeRuntime:
         )
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         if self.driver is not None:
             await self.driver.stop()
         if self.transport is not None:

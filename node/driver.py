@@ -45,6 +45,7 @@ from node.metrics import Metrics
 from node.notifier import CommitNotifier
 from node.signing import block_hash
 from node.sync import check_certified_block
+from node.tasks import cancel_all
 from node.transport import Transport
 from node.tx import encode_tx, make_tx
 
@@ -125,12 +126,7 @@ class Driver:
     async def stop(self) -> None:
         """Cancel between events: a commit in progress is one synchronous call, so it
         always finishes before cancellation lands."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await cancel_all(self._tasks)
 
     def _start_machine(self) -> None:
         assert self.key is not None

@@ -9,7 +9,6 @@ connection, retrying a failed POST with capped exponential backoff.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ import httpx
 from node.codec import array_header, encode
 from node.crypto import KeyPair
 from node.p2p import seal
+from node.tasks import cancel_all
 
 log = logging.getLogger("almoner.transport")
 
@@ -71,12 +71,7 @@ class Transport:
             )
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await cancel_all(self._tasks)
 
     def broadcast(self, msg: dict[str, Any]) -> None:
         size = len(encode(msg)) if msg.get("type") != "vote" else 200
