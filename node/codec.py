@@ -193,6 +193,23 @@ def decode_stored(data: bytes) -> Any:
         raise CodecError("malformed", f"stored object does not decode: {exc}") from exc
 
 
+def decode_payload(data: bytes) -> Any:
+    """Decode a container whose parts are each checked by their consumer (p2p batches).
+
+    msgpack's own framing and UTF-8 checks apply and ext types are refused; the canonical
+    re-encoding check is not made, because the parts that matter (txs, blocks, votes) are
+    re-encoded or strictly decoded where they are used.
+    """
+    try:
+        return msgpack.unpackb(
+            data, raw=False, use_list=True, strict_map_key=False, ext_hook=_reject_ext
+        )
+    except CodecError:
+        raise
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise CodecError("malformed", f"payload does not decode: {exc}") from exc
+
+
 def to_json_view(value: Any) -> Any:
     """The JSON view of a protocol value: bin fields become lowercase hex (PROTOCOL.md §1)."""
     if isinstance(value, bytes):

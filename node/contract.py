@@ -128,7 +128,7 @@ def check_and_apply(
         )
     check_tx_shape(tx, chain_id)
     if verify_signature:
-        check_tx_signature(tx)
+        check_tx_signature(tx, raw)
     child = state.child()
     apply_tx(child, tx, TxContext(height=ctx_height, tx_id=tx_id, index=index))
     state.merge(child)

@@ -5,6 +5,11 @@ traffic from anyone who is not a validator of its chain before spending work on 
 must know which peer to answer. So every POST to /v1/p2p/messages carries one envelope
 `{"chain", "from", "msgs", "sig"}` signed with tag `almoner/p2p/1`; many messages share
 one envelope signature, which keeps the per-message cost at one verify (the message's own).
+`msgs` is the msgpack array of messages as one bin field: the envelope signature then
+covers it without re-encoding a batch of blocks and txs, and the messages inside are
+decoded without a canonical-form check because every consumer re-checks what it uses
+(consensus messages are parsed and their own signatures verified; txs go through the
+mempool's strict decoder; a proposal's block is re-encoded and executed).
 
 Message entries (maps with a "type" key):
 - {"type": "proposal", "proposal": <§4 proposal map>, "block": <block map>}
@@ -17,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from node.codec import decode, encode
+from node.codec import decode, decode_payload, encode
 from node.crypto import KeyPair, verify
 from node.errors import AlmonerError
 from node.signing import p2p_sign_bytes
@@ -43,7 +48,7 @@ class Envelope:
 
 
 def seal(key: KeyPair, chain: str, msgs: list[dict[str, Any]]) -> bytes:
-    envelope: dict[str, Any] = {"chain": chain, "from": key.public_key, "msgs": msgs}
+    envelope: dict[str, Any] = {"chain": chain, "from": key.public_key, "msgs": encode(msgs)}
     envelope["sig"] = key.sign(p2p_sign_bytes(envelope))
     return encode(envelope)
 
@@ -63,9 +68,15 @@ def open_envelope(body: bytes, chain: str, validators: frozenset[bytes], max_siz
         raise P2PError(400, "wrong_chain", "p2p envelope is for another chain")
     if sender not in validators:
         raise P2PError(403, "not_a_validator", "p2p sender is not a validator of this chain")
+    blob = envelope["msgs"]
+    if not isinstance(blob, bytes):
+        raise P2PError(400, "invalid_field", "p2p msgs must be bin (an encoded array)")
     if not verify(sender, p2p_sign_bytes(envelope), sig):
         raise P2PError(401, "bad_signature", "p2p envelope signature does not verify")
-    msgs = envelope["msgs"]
+    try:
+        msgs = decode_payload(blob)
+    except AlmonerError as exc:
+        raise P2PError(400, "malformed", f"p2p msgs: {exc}") from exc
     if not isinstance(msgs, list) or not all(
         isinstance(m, dict) and m.get("type") in MESSAGE_TYPES for m in msgs
     ):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgpack
+
 from node.codec import H, encode
 
 TX_TAG = b"almoner/tx/1"
@@ -27,6 +29,47 @@ def sign_bytes(tag: bytes, obj: dict[str, Any]) -> bytes:
 
 def tx_sign_bytes(tx: dict[str, Any]) -> bytes:
     return sign_bytes(TX_TAG, tx)
+
+
+TX_KEY_ORDER = ("body", "chain", "nonce", "sig", "signer", "type")  # canonical key order
+
+
+def split_signed_tx(raw: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """(sign-bytes, signer, sig) cut straight from a tx's canonical bytes, or None.
+
+    Dropping one entry from a canonical map leaves a canonical map, so for canonical input
+    the result is exactly `tx_sign_bytes(tx)`, without re-encoding the tx. None when `raw`
+    is not a 6-entry map with the envelope keys in canonical order (the caller then falls
+    back to encoding).
+    """
+    if not raw or raw[0] != 0x86:
+        return None
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(raw) + 1)
+    unpacker.feed(raw)
+    parts: list[bytes] = []
+    signer: Any = None
+    sig: Any = None
+    try:
+        unpacker.read_map_header()
+        for expected in TX_KEY_ORDER:
+            start = unpacker.tell()
+            if unpacker.unpack() != expected:
+                return None
+            if expected == "sig":
+                sig = unpacker.unpack()
+                continue
+            if expected == "signer":
+                signer = unpacker.unpack()
+            else:
+                unpacker.skip()
+            parts.append(raw[start : unpacker.tell()])
+        if unpacker.tell() != len(raw):
+            return None
+    except (ValueError, TypeError, msgpack.UnpackException):
+        return None
+    if not isinstance(signer, bytes) or not isinstance(sig, bytes):
+        return None
+    return TX_TAG + b"\x00\x85" + b"".join(parts), signer, sig
 
 
 def proposal_sign_bytes(proposal: dict[str, Any]) -> bytes:

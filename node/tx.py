@@ -283,8 +283,12 @@ def check_tx_shape(tx: Any, chain_id: str) -> None:
     check_body(tx["body"], "body")
 
 
-def check_tx_signature(tx: dict[str, Any]) -> None:
-    if not verify(tx["signer"], signing.tx_sign_bytes(tx), tx["sig"]):
+def check_tx_signature(tx: dict[str, Any], raw: bytes | None = None) -> None:
+    """`raw`, when given, must be the canonical encoding of `tx`: the sign-bytes are then
+    cut from it instead of re-encoding the tx."""
+    split = signing.split_signed_tx(raw) if raw is not None else None
+    message = split[0] if split is not None else signing.tx_sign_bytes(tx)
+    if not verify(tx["signer"], message, tx["sig"]):
         raise ProtocolError("bad_signature", "the tx signature does not verify")
 
 

@@ -47,7 +47,7 @@ from node.crypto import verify as ed25519_verify
 from node.errors import AlmonerError
 from node.genesis import Genesis
 from node.ledger import BlockError, Ledger
-from node.signing import TX_TAG
+from node.signing import split_signed_tx
 from node.state import decode_record, fund_balances, list_evidence
 from node.store import KVStore, LevelStore, MemoryStore
 from node.sync import check_certified_block
@@ -92,7 +92,6 @@ TX_RULES = frozenset(
 )
 RULES = BLOCK_RULES | TX_RULES
 
-ENVELOPE_ORDER = ("body", "chain", "nonce", "sig", "signer", "type")  # canonical key order
 CHUNK_BYTES = 256 * 1024
 CHUNK_ITEMS = 64
 INFLIGHT_PER_JOB = 3
@@ -214,41 +213,16 @@ def _tx_slices(item: bytes) -> list[bytes]:
 
 
 def signed_tx_id(raw: bytes) -> bytes | None:
-    """H(raw) if `raw` is a 6-key tx map in canonical key order whose signature verifies
-    over the sign-bytes cut from `raw` itself; else None (the replay checks it again).
+    """H(raw) if `raw` is a tx in canonical key order whose signature verifies over the
+    sign-bytes cut from `raw` itself; else None (the replay checks it again).
 
-    Dropping one entry from a canonical map leaves a canonical map, so for canonical input
-    these are exactly `tx_sign_bytes(tx)`. For any other input the id returned is the hash
-    of bytes the replay will never compute (it hashes the canonical re-encoding), so a
-    non-canonical tx can never borrow this result."""
-    if not raw or raw[0] != 0x86:
+    For input that is not canonical, the id returned is the hash of bytes the replay will
+    never compute (it hashes the canonical re-encoding), so such a tx can never borrow
+    this result."""
+    split = split_signed_tx(raw)
+    if split is None:
         return None
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(raw) + 1)
-    unpacker.feed(raw)
-    try:
-        unpacker.read_map_header()
-        parts: list[bytes] = []
-        signer: Any = None
-        sig: Any = None
-        for expected in ENVELOPE_ORDER:
-            start = unpacker.tell()
-            if unpacker.unpack() != expected:
-                return None
-            if expected == "sig":
-                sig = unpacker.unpack()
-            elif expected == "signer":
-                signer = unpacker.unpack()
-                parts.append(raw[start : unpacker.tell()])
-            else:
-                unpacker.skip()
-                parts.append(raw[start : unpacker.tell()])
-        if unpacker.tell() != len(raw):
-            return None
-    except (ValueError, TypeError, msgpack.UnpackException):
-        return None
-    if not isinstance(signer, bytes) or not isinstance(sig, bytes):
-        return None
-    message = TX_TAG + b"\x00" + b"\x85" + b"".join(parts)
+    message, signer, sig = split
     return H(raw) if ed25519_verify(signer, message, sig) else None
 
 
