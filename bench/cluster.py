@@ -69,6 +69,8 @@ def main() -> None:
     parser.add_argument("--txs", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--low", type=int, default=50, help="txs for the low-load latency")
+    parser.add_argument("--paced-rate", type=int, default=600, help="tx/s of the paced phase")
+    parser.add_argument("--paced-seconds", type=int, default=10)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         net = create_devnet(Path(tmp) / "net", base_port=None, params=PARAMS)
@@ -81,16 +83,60 @@ def main() -> None:
             procs.stop_all()
 
 
+def paced_phase(urls: list[str], txs: list[bytes], rate: int) -> list[float]:
+    """Submit txs at a steady `rate` (batches of 20, round-robin over the nodes) and time
+    each batch's last tx from submission to commit: latency when the network keeps up."""
+    batch = 20
+    interval = batch / rate
+    latencies: list[float] = []
+    pending: list[tuple[float, bytes, int]] = []
+    with httpx.Client(timeout=30) as http:
+        next_at = time.perf_counter()
+        for number, start in enumerate(range(0, len(txs), batch)):
+            chunk = txs[start : start + batch]
+            url = urls[number % len(urls)]
+            sent = time.perf_counter()
+            http.post(f"{url}/v1/txs/batch", content=array_header(len(chunk)) + b"".join(chunk),
+                      headers={"content-type": "application/msgpack"})  # fmt: skip
+            pending.append((sent, H(chunk[-1]), number % len(urls)))
+            next_at += interval
+            while pending and time.perf_counter() < next_at:
+                sent_at, tx_id, node = pending[0]
+                status = http.get(f"{urls[node]}/v1/txs/{tx_id.hex()}").json().get("status")
+                if status == "committed":
+                    latencies.append(time.perf_counter() - sent_at)
+                    pending.pop(0)
+                else:
+                    break
+            time.sleep(max(0.0, next_at - time.perf_counter()))
+        deadline = time.perf_counter() + 60
+        for sent_at, tx_id, node in pending:
+            while time.perf_counter() < deadline:
+                if (
+                    http.get(f"{urls[node]}/v1/txs/{tx_id.hex()}").json().get("status")
+                    == "committed"
+                ):
+                    latencies.append(time.perf_counter() - sent_at)
+                    break
+                time.sleep(0.01)
+    return latencies
+
+
 def run(net: object, procs: NodeProcesses, args: argparse.Namespace) -> None:
     devnet = procs.devnet
     urls = list(devnet.urls.values())
     chain = devnet.genesis.chain_id
     platform = devnet.key("platform-1")
     charity = devnet.key("charity-1").public_key
-    print(f"signing {args.txs + args.low + 1000:,} txs …", flush=True)
+    total = args.txs + args.low + 1000 + args.paced_rate * args.paced_seconds
+    print(f"signing {total:,} txs …", flush=True)
     low = [donation(chain, platform, charity, n) for n in range(args.low)]
     load = [donation(chain, platform, charity, n) for n in range(10_000, 10_000 + args.txs)]
     samples = [donation(chain, platform, charity, n) for n in range(900_000, 901_000)]
+    paced = [
+        donation(chain, platform, charity, n)
+        for n in range(500_000, 500_000 + args.paced_rate * args.paced_seconds)
+    ]
 
     latencies_low = []
     with Client(urls[0]) as client:
@@ -104,6 +150,16 @@ def run(net: object, procs: NodeProcesses, args: argparse.Namespace) -> None:
         f"p99 {percentile(latencies_low, 0.99) * 1000:.0f} ms",
         flush=True,
     )
+
+    paced_latencies = paced_phase(urls, paced, args.paced_rate)
+    if paced_latencies:
+        print(
+            f"paced load ({args.paced_rate} tx/s for {args.paced_seconds} s, below saturation): "
+            f"p50 {statistics.median(paced_latencies) * 1000:.0f} ms, "
+            f"p99 {percentile(paced_latencies, 0.99) * 1000:.0f} ms "
+            f"({len(paced_latencies)} sampled txs)",
+            flush=True,
+        )
 
     start_size = log_size(urls[0])
     stop = threading.Event()
