@@ -66,6 +66,13 @@ def keygen(out: Path, passphrase_env: str | None, force: bool, as_json: bool) ->
         click.echo(key.public_key.hex())
 
 
+def _split_right(spec: str, sep: str, what: str, whole: str) -> tuple[str, str]:
+    left, found, right = spec.rpartition(sep)
+    if not found or not left or not right:
+        fail(f"--{what} {whole!r} is not in the documented form")
+    return left, right
+
+
 def _split(spec: str, sep: str, parts: int, what: str) -> list[str]:
     pieces = spec.split(sep, parts - 1)
     if len(pieces) != parts or not all(pieces):
@@ -127,7 +134,10 @@ def genesis(
         validator_docs.append({"name": name, "pubkey": pubkey})
     party_docs = []
     for item in parties:
-        role, name, org_id, pubkey = _split(item, ":", 4, "party")
+        # The name may contain ":" (it is free text); role, org id and key do not.
+        role, rest = _split(item, ":", 2, "party")
+        name_and_org, pubkey = _split_right(rest, ":", "party", item)
+        name, org_id = _split_right(name_and_org, ":", "party", item)
         party_docs.append({"pubkey": pubkey, "role": role, "name": name, "org_id": org_id})
     doc = {
         "chain_id": chain_id,

@@ -36,7 +36,7 @@ def test_keygen_and_genesis(tmp_path: Path) -> None:
         "--chain-id", "test-chain",
         "--validator", f"v0={keys['v0']}",
         "--validator", f"v1={keys['v1']}",
-        "--party", f"regulator:Regulator:R-1:{keys['reg']}",
+        "--party", f"regulator:Regulator: Office of Charities:R-1:{keys['reg']}",
         "--genesis-time", "1700000000000",
         "--out", str(tmp_path / "genesis.json"),
     )  # fmt: skip
@@ -44,6 +44,8 @@ def test_keygen_and_genesis(tmp_path: Path) -> None:
     genesis = load_genesis(tmp_path / "genesis.json")
     assert result.stdout.strip() == genesis.hash.hex()
     assert [v.name for v in genesis.validators] == ["v0", "v1"]
+    assert genesis.parties[0].name == "Regulator: Office of Charities"
+    assert genesis.parties[0].org_id == "R-1"
 
 
 def test_keygen_encrypted_via_env(tmp_path: Path) -> None:
