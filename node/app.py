@@ -226,6 +226,9 @@ def build_runtime(config: NodeConfig) -> NodeRuntime:
     metrics.gauge("almoner_log_size", lambda: ledger.head.log_size, "txs in the Merkle log")
     metrics.gauge("almoner_mempool_txs", lambda: len(mempool), "pending txs")
     metrics.gauge("almoner_mempool_bytes", lambda: mempool.size_bytes, "pending tx bytes")
+    metrics.gauge(
+        "almoner_mempool_rejected", lambda: mempool.rejected_total, "txs refused at admission"
+    )
     metrics.gauge("almoner_round", lambda: rt.driver.round if rt.driver else 0, "consensus round")
     metrics.gauge(
         "almoner_peers_up",
