@@ -393,7 +393,7 @@ class Driver:
         if key in self.pending_evidence:
             return
         record = {
-            "culprit": first.validator,
+            "validator": first.validator,
             "height": first.height,
             "round": first.round,
             "kind": first.kind,

@@ -117,10 +117,13 @@ class Cluster:
 
 
 @contextmanager
-def running_cluster(root: Path, nodes: int = 4, observers: int = 0) -> Iterator[Cluster]:
+def running_cluster(
+    root: Path, nodes: int = 4, observers: int = 0, params: dict[str, int] | None = None
+) -> Iterator[Cluster]:
     devnet = create_devnet(
-        root, nodes=nodes, base_port=None, params=FAST_PARAMS, observers=observers
-    )
+        root, nodes=nodes, base_port=None, params={**FAST_PARAMS, **(params or {})},
+        observers=observers,
+    )  # fmt: skip
     procs = NodeProcesses(devnet)
     try:
         procs.start_all()
