@@ -109,11 +109,20 @@ def _take(state: Overlay, fund: Fund, seq: int, lot: dict[str, Any], amount: int
 
 
 def consume_fifo(state: Overlay, fund: Fund, amount: int) -> list[Piece]:
-    """Take `amount` from the head of the fund's queue (the caller checked the balance)."""
+    """Take `amount` from the head of the fund's queue (the caller checked the balance).
+
+    The scan starts at the fund's head cursor (every lot below it is gone), not at the
+    start of the queue: within a block the lots emptied by earlier txs are still in the
+    store under the overlay's deletions, and walking past them again for every transfer
+    out of a busy fund made a block's cost grow with the square of its size.
+    """
     prefix = schema.FUND_LOT + fund.key
+    head_key = schema.FUND_HEAD + fund.key
+    head_raw = state.get(head_key)
+    head = 0 if head_raw is None else schema.from_u64(head_raw)
     lots = []
     need = amount
-    for key, raw in state.iterate(prefix):
+    for key, raw in state.iterate(prefix, start=prefix + u64(head)):
         if need == 0:
             break
         lot = decode_record(raw)
@@ -122,6 +131,10 @@ def consume_fifo(state: Overlay, fund: Fund, amount: int) -> list[Piece]:
         need -= take
     if need:
         raise RuntimeError(f"fund {fund} holds less than {amount} in lots")
+    if lots:
+        last_seq, last_lot, last_take = lots[-1]
+        # Every lot taken before the last was emptied; the last one may still hold money.
+        state.put(head_key, u64(last_seq + 1 if last_take == last_lot["remaining"] else last_seq))
     return [_take(state, fund, seq, lot, take) for seq, lot, take in lots]
 
 

@@ -39,6 +39,7 @@ BUSINESS_ID = b"s/id/"  # + signer + type + id -> tx_id that used it
 CAMPAIGN = b"s/cp/"  # + charity + campaign -> campaign record
 FUND_BALANCE = b"s/fb/"  # + charity + currency + fund -> balance
 FUND_LOT = b"s/fl/"  # + charity + currency + fund + lot_seq -> lot record (FIFO by seq)
+FUND_HEAD = b"s/fh/"  # + charity + currency + fund -> lowest lot_seq that may still be live
 DONATION = b"s/d/"  # + platform + donation id -> donation record
 DONATION_LOT = b"s/dl/"  # + platform + donation id + lot_seq -> where that lot sits
 DONATION_HOP = b"s/dh/"  # + platform + donation id + hop_seq -> one trace hop

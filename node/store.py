@@ -22,7 +22,13 @@ from node.errors import StoreError
 class KVReader(Protocol):
     def get(self, key: bytes) -> bytes | None: ...
 
-    def iterate(self, prefix: bytes, *, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]: ...
+    def iterate(
+        self, prefix: bytes, *, reverse: bool = False, start: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Keys with `prefix` in bytewise order; with `start` (forward only), from the
+        first key >= start, so a queue can be read from its head without walking what was
+        already consumed."""
+        ...
 
 
 class KVStore(KVReader, Protocol):
@@ -49,13 +55,16 @@ class MemoryStore:
     def get(self, key: bytes) -> bytes | None:
         return self._data.get(key)
 
-    def iterate(self, prefix: bytes, *, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+    def iterate(
+        self, prefix: bytes, *, reverse: bool = False, start: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        _check_start(prefix, reverse, start)
         if not self._sorted:
             self._keys = sorted(self._data)
             self._sorted = True
-        start = bisect.bisect_left(self._keys, prefix)
+        first = bisect.bisect_left(self._keys, start or prefix)
         keys: list[bytes] = []
-        for key in self._keys[start:]:
+        for key in self._keys[first:]:
             if not key.startswith(prefix):
                 break
             keys.append(key)
@@ -99,7 +108,18 @@ class LevelStore:
         value: bytes | None = self._db.get(key)
         return value
 
-    def iterate(self, prefix: bytes, *, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+    def iterate(
+        self, prefix: bytes, *, reverse: bool = False, start: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        _check_start(prefix, reverse, start)
+        if start is not None:
+            stop = _prefix_end(prefix)
+            with self._db.iterator(start=start, stop=stop) as it:
+                for key, value in it:
+                    if not key.startswith(prefix):
+                        return
+                    yield key, value
+            return
         if reverse:
             # plyvel 1.5's reverse prefix iterator skips a key equal to the prefix when it
             # is the last key of the range (found by tests/test_store.py); reverse scans
@@ -122,6 +142,19 @@ class LevelStore:
     def close(self) -> None:
         if not self._db.closed:
             self._db.close()
+
+
+def _check_start(prefix: bytes, reverse: bool, start: bytes | None) -> None:
+    if start is not None and (reverse or not start.startswith(prefix)):
+        raise ValueError("start must extend the prefix, and only forward scans take one")
+
+
+def _prefix_end(prefix: bytes) -> bytes | None:
+    """The first key after every key with `prefix` (None: no such key, scan to the end)."""
+    trimmed = prefix.rstrip(b"\xff")
+    if not trimmed:
+        return None
+    return trimmed[:-1] + bytes([trimmed[-1] + 1])
 
 
 def _namespace(key: bytes) -> bytes | None:
@@ -169,17 +202,18 @@ class Overlay:
         self._note(key)
         self._writes[key] = None
 
-    def _own_keys(self, prefix: bytes, reverse: bool) -> list[bytes]:
+    def _own_keys(self, prefix: bytes, reverse: bool, start: bytes | None) -> list[bytes]:
         namespace = _namespace(prefix)
+        first = start or prefix
         if namespace is None:  # a scan wider than one namespace: rare, sort what matches
-            keys = sorted(k for k in self._writes if k.startswith(prefix))
+            keys = sorted(k for k in self._writes if k.startswith(prefix) and k >= first)
         else:
             index = self._indexes.get(namespace)
             if index is None:
                 index = SortedList(k for k in self._writes if k.startswith(namespace))
                 self._indexes[namespace] = index
             keys = []
-            for key in index.islice(index.bisect_left(prefix)):
+            for key in index.islice(index.bisect_left(first)):
                 if not key.startswith(prefix):
                     break
                 keys.append(key)
@@ -187,10 +221,13 @@ class Overlay:
             keys.reverse()
         return keys
 
-    def iterate(self, prefix: bytes, *, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+    def iterate(
+        self, prefix: bytes, *, reverse: bool = False, start: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
         """Merge the base's keys with this overlay's, in bytewise order."""
-        mine = self._own_keys(prefix, reverse)
-        base = self._base.iterate(prefix, reverse=reverse)
+        _check_start(prefix, reverse, start)
+        mine = self._own_keys(prefix, reverse, start)
+        base = self._base.iterate(prefix, reverse=reverse, start=start)
         i = 0
         nxt = next(base, None)
         while True:

@@ -3,12 +3,14 @@ held entries (PROTOCOL.md §2 "Fund lineage")."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from node import schema
 from node.codec import H
-from node.lineage import Fund, trace
+from node.lineage import Fund, consume_fifo, open_lot, trace
 from node.state import decode_record, fund_balance
+from node.store import MemoryStore, Overlay
 from tests import contract_fixtures as fx
 from tests.contract_fixtures import CHARITY_1, CHARITY_2, PLATFORM_1, PLATFORM_2, Ledger
 
@@ -185,3 +187,39 @@ def test_general_holds_one_queue_per_currency() -> None:
     led.submit(CHARITY_1, "funds.disburse", fx.disburse("x1", 5, currency="CNY"))
     assert lots(led, Fund(C1, "USD", "general")) == [("d1", 10)]
     assert lots(led, Fund(C1, "CNY", "general")) == [("d2", 15)]
+
+
+class CountingReader:
+    """A store that counts the entries its scans hand out."""
+
+    def __init__(self, inner: MemoryStore) -> None:
+        self.inner = inner
+        self.scanned = 0
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.inner.get(key)
+
+    def iterate(
+        self, prefix: bytes, *, reverse: bool = False, start: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        for item in self.inner.iterate(prefix, reverse=reverse, start=start):
+            self.scanned += 1
+            yield item
+
+
+def test_consuming_a_long_queue_in_one_block_reads_each_lot_about_once() -> None:
+    """Lots emptied earlier in the same block are not walked again (the head cursor)."""
+    store = MemoryStore()
+    fund = Fund(C1, "CNY", "general")
+    setup = Overlay(store)
+    lots = 400
+    for i in range(lots):
+        open_lot(setup, fund, P1, f"d{i}", 10)
+    store.write(setup.changes())
+    counting = CountingReader(store)
+    block = Overlay(counting)
+    for _ in range(lots // 2):
+        pieces = consume_fifo(block, fund, 20)  # two lots each, from the head
+        assert sum(p.amount for p in pieces) == 20
+    assert fund_balance(block, C1, "CNY", "general") == 0
+    assert counting.scanned <= 3 * lots

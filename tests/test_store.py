@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.errors import StoreError
-from node.store import KVStore, LevelStore, MemoryStore, Overlay
+from node.store import KVReader, KVStore, LevelStore, MemoryStore, Overlay
 
 # Few distinct bytes, so prefixes, overwrites and deletes of existing keys are common; "/"
 # makes schema-like namespaces (b"s/fl/…"), which the overlay indexes separately.
@@ -138,3 +138,49 @@ def test_overlay_scans_interleaved_with_writes(steps: list[tuple[str, bytes]]) -
                 assert list(overlay.iterate(key, reverse=reverse)) == _model_iter(
                     model, key, reverse
                 )
+
+
+@settings(max_examples=60)
+@given(
+    data=st.dictionaries(keys, st.binary(max_size=3), max_size=25),
+    pending=st.dictionaries(keys, st.none() | st.binary(max_size=3), max_size=10),
+    prefix=st.lists(st.sampled_from([0, 47, 97, 255]), max_size=3).map(bytes),
+    suffix=st.lists(st.sampled_from([0, 47, 97, 255]), max_size=3).map(bytes),
+)
+def test_scans_from_a_start_key(
+    data: dict[bytes, bytes],
+    pending: dict[bytes, bytes | None],
+    prefix: bytes,
+    suffix: bytes,
+) -> None:
+    """`start` (a queue's head) skips earlier keys in every implementation alike."""
+    start = prefix + suffix
+    with tempfile.TemporaryDirectory() as tmp:
+        level = LevelStore(tmp)
+        memory = MemoryStore()
+        for store in (level, memory):
+            store.write(data)
+        overlay = Overlay(memory)
+        merged = dict(data)
+        for key, value in pending.items():
+            if value is None:
+                overlay.delete(key)
+                merged.pop(key, None)
+            else:
+                overlay.put(key, value)
+                merged[key] = value
+        readers: list[tuple[KVReader, dict[bytes, bytes]]] = [
+            (level, data), (memory, data), (overlay, merged),
+        ]  # fmt: skip
+        for reader, model in readers:
+            expected = [(k, v) for k, v in _model_iter(model, prefix, False) if k >= start]
+            assert list(reader.iterate(prefix, start=start)) == expected
+        level.close()
+
+
+def test_start_must_extend_the_prefix_and_go_forward() -> None:
+    store = MemoryStore()
+    with pytest.raises(ValueError, match="start"):
+        list(store.iterate(b"a/", start=b"b/"))
+    with pytest.raises(ValueError, match="start"):
+        list(Overlay(store).iterate(b"a/", reverse=True, start=b"a/1"))
