@@ -75,6 +75,11 @@ class SyncedBlock:
     source: str
 
 
+def _height_of(block: dict[str, Any]) -> int:
+    height = block["header"].get("height")
+    return height if isinstance(height, int) and not isinstance(height, bool) else 0
+
+
 def wall_ms() -> int:
     return int(time.time() * 1000)
 
@@ -360,7 +365,10 @@ class Driver:
         self.metrics.inc("almoner_txs_committed_total", len(executed.tx_ids))
         self.metrics.inc("almoner_blocks_committed_total")
         self.metrics.observe("almoner_commit_seconds", time.monotonic() - started)
-        self._blocks.clear()
+        # Keep blocks proposed for later heights: a proposal for the next height often
+        # arrives before this commit, and dropping its block would cost a whole round.
+        # Executions are against the old head, so none of them stays valid.
+        self._blocks = {h: b for h, b in self._blocks.items() if _height_of(b) > executed.height}
         self._executed.clear()
         self._proposal_request = None
         self._idle = True
