@@ -220,11 +220,11 @@ def create_app(rt: NodeRuntime) -> FastAPI:
             if block is None or cert is None:
                 break
             pairs.append((block, cert))
-        if "application/json" in request.headers.get("accept", ""):
-            views = [block_view(rt.ledger, b["header"]["height"]) for b, _ in pairs]
-            return render(request, {"blocks": views})
-        stream = b"".join(encode_stream_item(b, c) for b, c in pairs)
-        return Response(stream, media_type=MSGPACK)
+        if wants_msgpack(request):  # for sync and export: a stream, objects back to back
+            stream = b"".join(encode_stream_item(b, c) for b, c in pairs)
+            return Response(stream, media_type=MSGPACK)
+        # Like every read, JSON by default: the range as a list of block views.
+        return render(request, [block_view(rt.ledger, b["header"]["height"]) for b, _ in pairs])
 
     @app.get("/v1/proofs/consistency")
     async def consistency(request: Request) -> Response:

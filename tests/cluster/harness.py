@@ -77,7 +77,7 @@ class Cluster:
             headers={"accept": "application/json"},
             timeout=30,
         )
-        return [b["block_hash"] for b in response.json()["blocks"]]
+        return [b["block_hash"] for b in response.json()]
 
     def donation(
         self,
