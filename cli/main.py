@@ -1,34 +1,46 @@
-"""Entry point of the `almoner` console script."""
+"""Entry point of the `almoner` console script.
+
+Sub-commands are imported only when used: `almoner keygen` need not load the HTTP
+client, pydantic-settings and uvicorn, which made every call pay about 0.3 s.
+"""
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from cli.audit_cmd import audit_nodes_cmd
-from cli.devnet_cmd import devnet
-from cli.export_cmd import export
-from cli.keys_cmd import genesis, keygen
-from cli.node_cmd import node
-from cli.trace_cmd import trace
-from cli.tx_cmd import tx
-from cli.verify_cmd import verify
+# name -> (module, attribute), in the order `almoner --help` lists them
+COMMANDS: dict[str, tuple[str, str]] = {
+    "keygen": ("cli.keys_cmd", "keygen"),
+    "genesis": ("cli.keys_cmd", "genesis"),
+    "node": ("cli.node_cmd", "node"),
+    "tx": ("cli.tx_cmd", "tx"),
+    "devnet": ("cli.devnet_cmd", "devnet"),
+    "verify": ("cli.verify_cmd", "verify"),
+    "export": ("cli.export_cmd", "export"),
+    "trace": ("cli.trace_cmd", "trace"),
+    "audit-nodes": ("cli.audit_cmd", "audit_nodes_cmd"),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="almoner")
 def cli() -> None:
     """Almoner: a shared, signed, append-only donation ledger."""
-
-
-cli.add_command(keygen)
-cli.add_command(genesis)
-cli.add_command(node)
-cli.add_command(tx)
-cli.add_command(devnet)
-cli.add_command(verify)
-cli.add_command(export)
-cli.add_command(trace)
-cli.add_command(audit_nodes_cmd)
 
 
 def main() -> None:
