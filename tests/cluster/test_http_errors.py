@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -236,3 +237,41 @@ def test_batch_reports_each_tx(cluster: Cluster) -> None:
 def test_unframeable_batch_is_refused_whole(cluster: Cluster) -> None:
     expect(post(cluster, b"\x92\xc1\xc1", "/v1/txs/batch"), 400, "malformed")
     expect(post(cluster, b"\x81\xa1a\x01", "/v1/txs/batch"), 400, "malformed")
+
+
+def test_random_garbage_never_yields_a_server_error(cluster: Cluster) -> None:
+    """Seeded junk at every write endpoint and odd paths: always a 4xx with an error body."""
+    rng = random.Random(20261128)
+    base = cluster.url("validator-2")
+    before = snapshot(cluster)
+    valid = cluster.donation("platform-1", "charity-2", 9)
+    with httpx.Client(timeout=10) as http:
+        for n in range(150):
+            kind = n % 3
+            if kind == 0:
+                body = rng.randbytes(rng.randrange(0, 300))
+            elif kind == 1:  # a valid tx with a few bytes flipped or cut
+                mutated = bytearray(valid)
+                for _ in range(rng.randrange(1, 4)):
+                    mutated[rng.randrange(len(mutated))] = rng.randrange(256)
+                body = bytes(mutated[: rng.randrange(1, len(mutated) + 1)])
+            else:  # msgpack-looking prefixes: arrays, maps, huge declared lengths
+                body = bytes([rng.choice([0x91, 0x81, 0xDC, 0xDE, 0xC6, 0xDB])]) + rng.randbytes(8)
+            for path in ("/v1/txs", "/v1/txs/batch", "/v1/p2p/messages"):
+                response = http.post(base + path, content=body, headers=MSGPACK)
+                if response.status_code < 400:
+                    continue  # a mutation may still be a valid, new tx: that is fine
+                assert response.status_code < 500, (path, body.hex(), response.text)
+                assert response.json()["error"]["code"]
+        odd_paths = (
+            "/v1/blocks/0", "/v1/blocks/x", "/v1/txs/" + "0" * 63, "/v1/parties/zz",
+            "/v1/charities/00/funds", "/v1/proofs/consistency?first=a&second=2",
+            "/v1/blocks?from=0&limit=-1", "/v1/txs/" + "ab" * 32 + "?proof_size=x",
+        )  # fmt: skip
+        for path in odd_paths:
+            response = http.get(base + path)
+            assert 400 <= response.status_code < 500, (path, response.text)
+            assert response.json()["error"]["code"]
+    assert httpx.get(base + "/healthz").status_code == 200
+    after = snapshot(cluster)
+    assert [h for h, _ in after] >= [h for h, _ in before]
