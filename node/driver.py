@@ -38,7 +38,7 @@ from node import schema
 from node.codec import decode, encode
 from node.consensus_crypto import NodeSigner, NodeVerifier
 from node.crypto import KeyPair
-from node.errors import AlmonerError, ProtocolError
+from node.errors import AlmonerError, ProtocolError, StoreError
 from node.ledger import BlockError, ExecutedBlock, Ledger
 from node.mempool import Mempool
 from node.metrics import Metrics
@@ -178,11 +178,18 @@ class Driver:
             event = await self.inbox.get()
             try:
                 self._handle(event)
-            except AlmonerError as exc:
+            except StoreError as exc:
+                # The store failed or is corrupt: continuing could only make it worse.
+                # /healthz turns unhealthy.
                 log.error("consensus driver stopped: %s", exc)
                 self.fatal = str(exc)
                 self.stopped.set()
                 return
+            except Exception:  # a bug reached by one event must not halt the node
+                # Commits are single atomic batches, so nothing is half-written; the
+                # event is dropped and counted, and consensus recovers by rebroadcast.
+                log.exception("dropped an event the driver could not handle: %r", event)
+                self.metrics.inc("almoner_driver_errors_total")
 
     def _handle(self, event: Tick | PeerMessage | SyncedBlock) -> None:
         if isinstance(event, PeerMessage):
@@ -359,7 +366,12 @@ class Driver:
 
     def _commit(self, executed: ExecutedBlock, cert: dict[str, Any]) -> None:
         started = time.monotonic()
-        self.ledger.commit(executed, cert)
+        try:
+            self.ledger.commit(executed, cert)
+        except BlockError as exc:  # executed against a head that has moved on: stale
+            log.warning("not committing block %d: %s", executed.height, exc)
+            self._executed.pop(executed.block_hash, None)
+            return
         self.mempool.on_commit(executed.tx_ids)
         self.notifier.committed(executed.tx_ids)
         self.metrics.inc("almoner_txs_committed_total", len(executed.tx_ids))
