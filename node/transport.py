@@ -99,7 +99,11 @@ class Transport:
                 msg, msg_size = peer.queue.get_nowait()
                 batch.append(msg)
                 size += msg_size
-            await self._deliver(peer, batch)
+            try:
+                await self._deliver(peer, batch)
+            except Exception:  # one bad batch must not silence this peer for good
+                log.exception("dropped a batch of %d messages to %s", len(batch), peer.url)
+                peer.dropped += len(batch)
 
     async def _deliver(self, peer: PeerState, batch: list[dict[str, Any]]) -> None:
         if self.key is not None:
