@@ -19,7 +19,7 @@ from node.codec import array_header, decode, encode
 from node.crypto import KeyPair
 from node.errors import STATUS_BY_CODE, AlmonerError, ProtocolError
 from node.genesis import Genesis, GenesisError, parse_genesis
-from node.sync import iter_stream
+from node.sync import parse_block_stream
 from node.tx import make_tx
 
 MSGPACK = "application/msgpack"
@@ -125,12 +125,7 @@ class Client:
             params={"from": start, "limit": limit},
             headers={"accept": MSGPACK},
         )
-        items = []
-        for item in iter_stream(response.content):
-            if not isinstance(item, dict) or set(item) != {"block", "commit"}:
-                raise ClientError(f"{self.url} sent a block stream item of the wrong shape")
-            items.append((item["block"], item["commit"]))
-        return items
+        return parse_block_stream(response.content, self.url)
 
     def tx(self, tx_id: bytes, proof_size: int | None = None) -> dict[str, Any]:
         params = {} if proof_size is None else {"proof_size": proof_size}

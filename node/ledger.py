@@ -10,7 +10,7 @@ independent verifier, so they cannot disagree on what a valid block is.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,7 +182,7 @@ class Ledger:
         proposer: bytes,
         max_txs: int,
         max_bytes: int,
-        verified: frozenset[bytes] | set[bytes] = frozenset(),
+        verified: Container[bytes] = frozenset(),
     ) -> ExecutedBlock:
         """Take candidate txs in order, keep those valid against the head, and build a block.
 
@@ -245,7 +245,7 @@ class Ledger:
         self,
         block: Any,
         *,
-        verified: frozenset[bytes] | set[bytes] = frozenset(),
+        verified: Container[bytes] = frozenset(),
         check_limits: bool = True,
     ) -> ExecutedBlock:
         """Check a block against the head in PROTOCOL.md §5 order; raise BlockError."""

@@ -9,7 +9,7 @@ new head, and txs that no longer apply (a conflicting tx won the race) are dropp
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, KeysView
 from dataclasses import dataclass
 
 from node.codec import H
@@ -90,8 +90,9 @@ class Mempool:
         """Pending txs in admission order: the order the pending state was built in."""
         return list(self._pending.values())
 
-    def verified_ids(self) -> set[bytes]:
-        return set(self._pending)
+    def verified_ids(self) -> KeysView[bytes]:
+        """Ids whose signature admission checked: a live view, not a copy per block."""
+        return self._pending.keys()
 
     def on_commit(self, committed: Iterable[bytes], dropped: Iterable[bytes] = ()) -> list[bytes]:
         """Forget committed (and explicitly dropped) txs and bring the pending state up to date.

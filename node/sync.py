@@ -9,7 +9,7 @@ and observers alike.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from typing import Any
 
 import httpx
@@ -35,7 +35,7 @@ def check_certified_block(
     block: Any,
     cert_map: Any,
     verifier: Verifier,
-    verified: frozenset[bytes] | set[bytes] = frozenset(),
+    verified: Container[bytes] = frozenset(),
 ) -> ExecutedBlock:
     """Certificate first, then header and txs (PROTOCOL.md §5 order); raise BlockError.
 
@@ -96,10 +96,15 @@ async def fetch_blocks(
         raise SyncError(f"{url} answered HTTP {response.status_code} for blocks from {start}")
     if len(response.content) > MAX_STREAM_BYTES:
         raise SyncError(f"{url} sent an oversized block stream")
+    return parse_block_stream(response.content, url)
+
+
+def parse_block_stream(data: bytes, source: str) -> list[tuple[Any, Any]]:
+    """(block, certificate) pairs of a GET /v1/blocks msgpack stream, shape-checked only."""
     items = []
-    for item in iter_stream(response.content):
+    for item in iter_stream(data):
         if not isinstance(item, dict) or set(item) != {"block", "commit"}:
-            raise SyncError(f"{url} sent a block stream item of the wrong shape")
+            raise SyncError(f"{source} sent a block stream item of the wrong shape")
         items.append((item["block"], item["commit"]))
     return items
 
