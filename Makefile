@@ -26,8 +26,8 @@ test: lint typecheck
 devnet: $(STAMP)
 	$(BIN)/almoner devnet --dir ./devnet
 
-# Benchmarks print figures; run them as modules (python -m bench.X) so that
-# bench/consensus.py does not shadow the consensus package.
+# Benchmarks print figures; run them as modules (python -m bench.X) from the repository
+# root, so that they can use the test helpers in tests/.
 bench: $(STAMP)
 	$(BIN)/python -m bench.core
 	$(BIN)/python -m bench.consensus

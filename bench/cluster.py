@@ -20,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from node.client import Client
-from node.codec import H, array_header
-from node.devnet import NodeProcesses, create_devnet
-from node.tx import encode_tx, make_tx
+from almoner.node.audit.client import Client
+from almoner.node.chain.codec import H, array_header
+from almoner.node.chain.tx import encode_tx, make_tx
+from almoner.node.devnet.network import NodeProcesses, create_devnet
 
 PARAMS = {
     "timeout_propose_ms": 1000,

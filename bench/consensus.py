@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from consensus.testing import SimConfig, simulate
-from node.consensus_crypto import NodeSigner, NodeVerifier
-from node.crypto import KeyPair
+from almoner.node.chain.consensus_crypto import NodeSigner, NodeVerifier
+from almoner.node.chain.crypto import KeyPair
+from tests.consensus.simnet import SimConfig, simulate
 
 HEIGHTS = {4: 2000, 7: 600, 10: 300, 31: 50}
 

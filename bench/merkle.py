@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from node.merkle import root_of
-from node.merkle_log import MerkleLog
-from node.store import KVStore, LevelStore, MemoryStore, Overlay
+from almoner.node.chain.merkle import root_of
+from almoner.node.chain.merkle_log import MerkleLog
+from almoner.node.chain.store import KVStore, LevelStore, MemoryStore, Overlay
 
 LEAVES = 200_000
 BATCH = 1_000

@@ -23,14 +23,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from node.archive import ArchiveReader, ArchiveWriter
-from node.codec import H, encode
-from node.crypto import verify
-from node.localchain import LocalChain, Workload, local_genesis
-from node.signing import tx_sign_bytes
-from node.store import LevelStore
-from node.tx import decode_tx
-from node.verify import _Pipeline, signature_pool, verify_chain
+from almoner.node.audit.archive import ArchiveReader, ArchiveWriter
+from almoner.node.audit.verify import _Pipeline, signature_pool, verify_chain
+from almoner.node.chain.codec import H, encode
+from almoner.node.chain.crypto import verify
+from almoner.node.chain.signing import tx_sign_bytes
+from almoner.node.chain.store import LevelStore
+from almoner.node.chain.tx import decode_tx
+from tests.localchain import LocalChain, Workload, local_genesis
 
 CACHE_VERSION = 1
 BLOCK_TXS = 1_000
@@ -83,7 +83,7 @@ def raw_verify_rate(path: Path, samples: int = 5_000) -> float:
 
 
 def decode_tx_list(item: bytes) -> list[dict[str, Any]]:
-    from node.verify import _tx_slices
+    from almoner.node.audit.verify import _tx_slices
 
     return [decode_tx(raw) for raw in _tx_slices(item)]
 

@@ -10,10 +10,10 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from node.codec import H
-from node.crypto import KeyPair
-from node.genesis import DEFAULT_PARAMS, Genesis, GenesisParty, Validator
-from node.tx import encode_tx, make_tx
+from almoner.node.chain.codec import H
+from almoner.node.chain.crypto import KeyPair
+from almoner.node.chain.genesis import DEFAULT_PARAMS, Genesis, GenesisParty, Validator
+from almoner.node.chain.tx import encode_tx, make_tx
 
 CHAIN = "almoner-bench"
 

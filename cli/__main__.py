@@ -1,5 +1,5 @@
 """`python -m cli` runs the same entry point as the `almoner` script."""
 
-from cli.main import main
+from almoner.cli.main import main
 
 main()

@@ -7,12 +7,12 @@ from contextlib import ExitStack
 
 import click
 
-from cli.export_cmd import default_genesis
-from cli.output import EXIT_ERROR, fail, print_json
-from node.audit import AuditReport, NodeSource, audit_nodes
-from node.client import Client
-from node.errors import AlmonerError
-from node.genesis import Genesis, load_genesis
+from almoner.cli.export_cmd import default_genesis
+from almoner.cli.output import EXIT_ERROR, fail, print_json
+from almoner.node.audit.audit_nodes import AuditReport, NodeSource, audit_nodes
+from almoner.node.audit.client import Client
+from almoner.node.chain.genesis import Genesis, load_genesis
+from almoner.node.errors import AlmonerError
 
 
 def render(report: AuditReport, genesis: Genesis) -> None:

@@ -9,8 +9,8 @@ from types import FrameType
 
 import click
 
-from cli.output import fail
-from node.errors import AlmonerError
+from almoner.cli.output import fail
+from almoner.node.errors import AlmonerError
 
 
 @click.command()
@@ -31,8 +31,8 @@ from node.errors import AlmonerError
 @click.option("--init-only", is_flag=True, help="Write the directory and exit.")
 def devnet(nodes: int, root: Path, no_demo: bool, base_port: int, init_only: bool) -> None:
     """Run a local network of validator processes until Ctrl-C."""
-    from node.demo import load_demo
-    from node.devnet import NodeProcesses, create_devnet
+    from almoner.node.devnet.demo import load_demo
+    from almoner.node.devnet.network import NodeProcesses, create_devnet
 
     fresh = not (root / "genesis.json").exists()
     try:

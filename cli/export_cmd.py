@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from cli.output import EXIT_ERROR, fail, print_json
-from node.archive import ArchiveWriter, node_items
-from node.client import Client
-from node.errors import AlmonerError, ProtocolError
-from node.genesis import load_genesis
+from almoner.cli.output import EXIT_ERROR, fail, print_json
+from almoner.node.audit.archive import ArchiveWriter, node_items
+from almoner.node.audit.client import Client
+from almoner.node.chain.genesis import load_genesis
+from almoner.node.errors import AlmonerError, ProtocolError
 
 GENESIS_HELP = (
     "The chain's genesis file, embedded in the archive; the node must run exactly this "

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import click
 
-from cli.output import fail, print_json
-from node.crypto import KeyPair
-from node.errors import AlmonerError
-from node.genesis import (
+from almoner.cli.output import fail, print_json
+from almoner.node.chain.crypto import KeyPair
+from almoner.node.chain.genesis import (
     DEFAULT_PARAMS,
     PARAM_KEYS,
     ROLES,
@@ -19,7 +18,8 @@ from node.genesis import (
     dump_genesis,
     parse_genesis,
 )
-from node.keys import write_key_file
+from almoner.node.chain.keys import write_key_file
+from almoner.node.errors import AlmonerError
 
 
 def passphrase_from_env(var: str | None) -> str | None:

@@ -12,15 +12,15 @@ import click
 
 # name -> (module, attribute), in the order `almoner --help` lists them
 COMMANDS: dict[str, tuple[str, str]] = {
-    "keygen": ("cli.keys_cmd", "keygen"),
-    "genesis": ("cli.keys_cmd", "genesis"),
-    "node": ("cli.node_cmd", "node"),
-    "tx": ("cli.tx_cmd", "tx"),
-    "devnet": ("cli.devnet_cmd", "devnet"),
-    "verify": ("cli.verify_cmd", "verify"),
-    "export": ("cli.export_cmd", "export"),
-    "trace": ("cli.trace_cmd", "trace"),
-    "audit-nodes": ("cli.audit_cmd", "audit_nodes_cmd"),
+    "keygen": ("almoner.cli.keys_cmd", "keygen"),
+    "genesis": ("almoner.cli.keys_cmd", "genesis"),
+    "node": ("almoner.cli.node_cmd", "node"),
+    "tx": ("almoner.cli.tx_cmd", "tx"),
+    "devnet": ("almoner.cli.devnet_cmd", "devnet"),
+    "verify": ("almoner.cli.verify_cmd", "verify"),
+    "export": ("almoner.cli.export_cmd", "export"),
+    "trace": ("almoner.cli.trace_cmd", "trace"),
+    "audit-nodes": ("almoner.cli.audit_cmd", "audit_nodes_cmd"),
 }
 
 

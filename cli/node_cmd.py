@@ -7,11 +7,17 @@ from pathlib import Path
 
 import click
 
-from cli.output import fail
-from node.config import CONFIG_NAME, ConfigError, NodeConfig, load_config, write_config
-from node.errors import AlmonerError
-from node.genesis import load_genesis
-from node.keys import load_public_key
+from almoner.cli.output import fail
+from almoner.node.chain.genesis import load_genesis
+from almoner.node.chain.keys import load_public_key
+from almoner.node.errors import AlmonerError
+from almoner.node.server.config import (
+    CONFIG_NAME,
+    ConfigError,
+    NodeConfig,
+    load_config,
+    write_config,
+)
 
 
 @click.group()
@@ -106,7 +112,7 @@ def init(
 )
 def run(home: Path | None, config_path: Path | None) -> None:
     """Run a node in the foreground; SIGTERM or Ctrl-C stops it cleanly."""
-    from node.app import run_node
+    from almoner.node.server.app import run_node
 
     if (home is None) == (config_path is None):
         fail("give exactly one of --home or --config")

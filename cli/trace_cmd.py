@@ -7,12 +7,12 @@ from typing import Any
 
 import click
 
-from cli.export_cmd import default_genesis
-from cli.output import EXIT_ERROR, EXIT_FAILED, fail, print_json
-from node.audit import TraceCheck, fetch_and_check_trace
-from node.client import Client
-from node.errors import AlmonerError, ProtocolError
-from node.genesis import Genesis, load_genesis
+from almoner.cli.export_cmd import default_genesis
+from almoner.cli.output import EXIT_ERROR, EXIT_FAILED, fail, print_json
+from almoner.node.audit.audit_nodes import TraceCheck, fetch_and_check_trace
+from almoner.node.audit.client import Client
+from almoner.node.chain.genesis import Genesis, load_genesis
+from almoner.node.errors import AlmonerError, ProtocolError
 
 VERBS = {"transfer": "Moved", "disburse": "Spent", "refund": "Refunded"}
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import click
 
-from cli.keys_cmd import passphrase_from_env
-from cli.output import EXIT_ERROR, EXIT_FAILED, fail, print_json
-from cli.txfile import TxFileError, read_tx_file
-from node.client import Client, ClientError
-from node.codec import to_json_view
-from node.errors import AlmonerError, ProtocolError
-from node.keys import load_key_file
+from almoner.cli.keys_cmd import passphrase_from_env
+from almoner.cli.output import EXIT_ERROR, EXIT_FAILED, fail, print_json
+from almoner.cli.txfile import TxFileError, read_tx_file
+from almoner.node.audit.client import Client, ClientError
+from almoner.node.chain.codec import to_json_view
+from almoner.node.chain.keys import load_key_file
+from almoner.node.errors import AlmonerError, ProtocolError
 
 BATCH_SIZE = 1000
 

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from node.codec import encode, split_array, split_stream
-from node.errors import AlmonerError
+from almoner.node.chain.codec import encode, split_array, split_stream
+from almoner.node.errors import AlmonerError
 
 BIN_FIELDS = frozenset(
     {

@@ -11,12 +11,12 @@ from typing import Any
 
 import click
 
-from cli.output import EXIT_ERROR, EXIT_FAILED, fail, print_json
-from node.archive import ArchiveReader, node_items
-from node.client import Client
-from node.errors import AlmonerError, ProtocolError
-from node.genesis import Genesis, load_genesis
-from node.verify import Progress, VerifyReport, Violation, verify_chain
+from almoner.cli.output import EXIT_ERROR, EXIT_FAILED, fail, print_json
+from almoner.node.audit.archive import ArchiveReader, node_items
+from almoner.node.audit.client import Client
+from almoner.node.audit.verify import Progress, VerifyReport, Violation, verify_chain
+from almoner.node.chain.genesis import Genesis, load_genesis
+from almoner.node.errors import AlmonerError, ProtocolError
 
 
 class ProgressBar:

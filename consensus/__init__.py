@@ -42,10 +42,15 @@ heights are dropped, and catching a lagging peer up (sending it a decided height
 and certificate precommits, see `Certificate.precommits`) is the driver's job.
 """
 
-from consensus.certificate import Certificate, CertificateError, CommitSig, verify_certificate
-from consensus.crypto import Signer, Verifier
-from consensus.machine import ConsensusError, Machine
-from consensus.messages import (
+from almoner.consensus.certificate import (
+    Certificate,
+    CertificateError,
+    CommitSig,
+    verify_certificate,
+)
+from almoner.consensus.crypto import Signer, Verifier
+from almoner.consensus.machine import ConsensusError, Machine
+from almoner.consensus.messages import (
     PRECOMMIT,
     PREVOTE,
     PROPOSAL,
@@ -58,7 +63,7 @@ from consensus.messages import (
     proposer_index,
     quorum,
 )
-from consensus.ready import (
+from almoner.consensus.ready import (
     Decision,
     Evidence,
     Outbound,
@@ -67,7 +72,7 @@ from consensus.ready import (
     Ready,
     ValidityRequest,
 )
-from consensus.wal import PersistedState, WalError
+from almoner.consensus.wal import PersistedState, WalError
 
 __all__ = [
     "PRECOMMIT",

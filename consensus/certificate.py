@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from consensus.crypto import Verifier
-from consensus.messages import (
+from almoner.consensus.crypto import Verifier
+from almoner.consensus.messages import (
     HASH_LEN,
     KEY_LEN,
     MAX_INT,

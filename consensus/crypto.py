@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from consensus.messages import Proposal, Vote
+from almoner.consensus.messages import Proposal, Vote
 
 
 class Signer(Protocol):

@@ -11,9 +11,9 @@ import heapq
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from consensus.certificate import Certificate, CommitSig
-from consensus.crypto import Signer, Verifier
-from consensus.messages import (
+from almoner.consensus.certificate import Certificate, CommitSig
+from almoner.consensus.crypto import Signer, Verifier
+from almoner.consensus.messages import (
     PRECOMMIT,
     PREVOTE,
     PROPOSAL,
@@ -27,7 +27,7 @@ from consensus.messages import (
     proposer_index,
     quorum,
 )
-from consensus.ready import (
+from almoner.consensus.ready import (
     Decision,
     Evidence,
     Outbound,
@@ -36,8 +36,8 @@ from consensus.ready import (
     Ready,
     ValidityRequest,
 )
-from consensus.tally import Tally
-from consensus.wal import PersistedState
+from almoner.consensus.tally import Tally
+from almoner.consensus.wal import PersistedState
 
 STEP_PROPOSE = "propose"
 STEP_PREVOTE = "prevote"

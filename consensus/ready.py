@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from consensus.certificate import Certificate
-from consensus.messages import Message, Proposal, Vote
+from almoner.consensus.certificate import Certificate
+from almoner.consensus.messages import Message, Proposal, Vote
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from consensus.messages import PRECOMMIT, PREVOTE, Proposal, Vote
+from almoner.consensus.messages import PRECOMMIT, PREVOTE, Proposal, Vote
 
 Slot = tuple[int, str]  # (round, kind)
 

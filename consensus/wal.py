@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from consensus.messages import Message, MessageError, parse_message
+from almoner.consensus.messages import Message, MessageError, parse_message
 
 WAL_VERSION = 1
 STEPS = ("propose", "prevote", "precommit")

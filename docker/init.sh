@@ -60,8 +60,8 @@ done
 python - $files $PARTY_FILES <<'EOF'
 import os, sys
 
-from node.crypto import KeyPair
-from node.keys import write_key_file
+from almoner.node.chain.crypto import KeyPair
+from almoner.node.chain.keys import write_key_file
 
 for name in sys.argv[1:]:
     if os.path.exists(f"{name}.key"):

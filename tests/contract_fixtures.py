@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from node import schema
-from node.codec import H, encode
-from node.contract import check_and_apply, seed_genesis
-from node.crypto import KeyPair
-from node.errors import ProtocolError
-from node.genesis import DEFAULT_PARAMS, Genesis, GenesisParty, Validator
-from node.signing import vote_sign_bytes
-from node.store import KVReader, KVStore, MemoryStore, Overlay
-from node.tx import encode_tx, make_tx
+from almoner.node.chain import schema
+from almoner.node.chain.codec import H, encode
+from almoner.node.chain.contract.engine import check_and_apply, seed_genesis
+from almoner.node.chain.crypto import KeyPair
+from almoner.node.chain.genesis import DEFAULT_PARAMS, Genesis, GenesisParty, Validator
+from almoner.node.chain.signing import vote_sign_bytes
+from almoner.node.chain.store import KVReader, KVStore, MemoryStore, Overlay
+from almoner.node.chain.tx import encode_tx, make_tx
+from almoner.node.errors import ProtocolError
 
 CHAIN = "almoner-test"
 

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from almoner.consensus import Certificate, CommitSig, Vote
+from almoner.node.chain.consensus_crypto import NodeSigner
+from almoner.node.chain.ledger import Ledger
+from almoner.node.chain.store import LevelStore
 from bench.workload import make_parties, mixed_txs
-from consensus import Certificate, CommitSig, Vote
-from node.consensus_crypto import NodeSigner
-from node.ledger import Ledger
-from node.store import LevelStore
 
 BLOCK_TXS = 200
 TOTAL_TXS = 20_000

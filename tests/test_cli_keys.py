@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from node.genesis import load_genesis
-from node.keys import load_key_file
+from almoner.node.chain.genesis import load_genesis
+from almoner.node.chain.keys import load_key_file
 
 
 def almoner(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.codec import H, decode, encode, to_json_view
-from node.errors import CodecError
+from almoner.node.chain.codec import H, decode, encode, to_json_view
+from almoner.node.errors import CodecError
 
 ints = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 scalars = st.none() | st.booleans() | ints | st.text(max_size=20) | st.binary(max_size=40)

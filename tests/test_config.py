@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from node.config import ConfigError, load_config, write_config
+from almoner.node.server.config import ConfigError, load_config, write_config
 
 PEER = "ab" * 32
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import msgpack
 import pytest
 
-from node import contract, schema
-from node.codec import H, encode
-from node.contract import TxContext, check_and_apply
-from node.errors import ProtocolError
-from node.state import (
+from almoner.node.chain import schema
+from almoner.node.chain.codec import H, encode
+from almoner.node.chain.contract import engine as contract
+from almoner.node.chain.contract.engine import TxContext, check_and_apply
+from almoner.node.chain.state import (
     fund_balances,
     get_attestation,
     get_campaign,
@@ -19,8 +19,9 @@ from node.state import (
     list_evidence,
     validators_at,
 )
-from node.store import Overlay
-from node.tx import encode_tx, make_tx
+from almoner.node.chain.store import Overlay
+from almoner.node.chain.tx import encode_tx, make_tx
+from almoner.node.errors import ProtocolError
 from tests import contract_fixtures as fx
 from tests.contract_fixtures import (
     CHARITY_1,

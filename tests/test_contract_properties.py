@@ -13,14 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node import schema
-from node.codec import encode
-from node.crypto import KeyPair
-from node.errors import ProtocolError
-from node.lineage import trace
-from node.state import decode_record, donation_key, fund_key
-from node.store import KVStore, LevelStore, MemoryStore
-from node.tx import encode_tx, make_tx
+from almoner.node.chain import schema
+from almoner.node.chain.codec import encode
+from almoner.node.chain.crypto import KeyPair
+from almoner.node.chain.lineage import trace
+from almoner.node.chain.state import decode_record, donation_key, fund_key
+from almoner.node.chain.store import KVStore, LevelStore, MemoryStore
+from almoner.node.chain.tx import encode_tx, make_tx
+from almoner.node.errors import ProtocolError
 from tests import contract_fixtures as fx
 from tests.contract_fixtures import CHARITIES, PLATFORMS, REGULATOR, Ledger, dump
 

@@ -9,12 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+from almoner.node.chain import schema
+from almoner.node.chain.ledger import Ledger
+from almoner.node.chain.merkle_log import MerkleLog
+from almoner.node.chain.signing import block_hash, tx_id
+from almoner.node.chain.store import LevelStore, MemoryStore, Overlay
 from bench.workload import make_parties
-from node import schema
-from node.ledger import Ledger
-from node.merkle_log import MerkleLog
-from node.signing import block_hash, tx_id
-from node.store import LevelStore, MemoryStore, Overlay
 
 ROOT = Path(__file__).resolve().parent.parent
 # Delays after the worker reported a commit: spread so kills land in building and in writing.

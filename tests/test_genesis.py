@@ -9,8 +9,14 @@ from typing import Any
 
 import pytest
 
-from node.codec import H, encode
-from node.genesis import DEFAULT_PARAMS, GenesisError, dump_genesis, load_genesis, parse_genesis
+from almoner.node.chain.codec import H, encode
+from almoner.node.chain.genesis import (
+    DEFAULT_PARAMS,
+    GenesisError,
+    dump_genesis,
+    load_genesis,
+    parse_genesis,
+)
 
 PK = "ab" * 32
 PK2 = "22" * 32

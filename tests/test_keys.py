@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from node.crypto import KeyPair, verify
-from node.keys import KeyFileError, load_key_file, load_public_key, write_key_file
+from almoner.node.chain.crypto import KeyPair, verify
+from almoner.node.chain.keys import KeyFileError, load_key_file, load_public_key, write_key_file
 
 
 def test_plain_key_round_trip_and_mode(tmp_path: Path) -> None:

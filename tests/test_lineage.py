@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from node import schema
-from node.codec import H
-from node.lineage import Fund, consume_fifo, open_lot, trace
-from node.state import decode_record, fund_balance
-from node.store import MemoryStore, Overlay
+from almoner.node.chain import schema
+from almoner.node.chain.codec import H
+from almoner.node.chain.lineage import Fund, consume_fifo, open_lot, trace
+from almoner.node.chain.state import decode_record, fund_balance
+from almoner.node.chain.store import MemoryStore, Overlay
 from tests import contract_fixtures as fx
 from tests.contract_fixtures import CHARITY_1, CHARITY_2, PLATFORM_1, PLATFORM_2, Ledger
 

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.merkle import (
+from almoner.node.chain.merkle import (
     EMPTY_ROOT,
     largest_power_of_two_below,
     leaf_hash,

@@ -16,11 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node import schema
-from node.errors import StoreError
-from node.merkle import EMPTY_ROOT, root_of, verify_consistency, verify_inclusion
-from node.merkle_log import MerkleLog, node_key
-from node.store import KVStore, LevelStore, MemoryStore, Overlay
+from almoner.node.chain import schema
+from almoner.node.chain.merkle import EMPTY_ROOT, root_of, verify_consistency, verify_inclusion
+from almoner.node.chain.merkle_log import MerkleLog, node_key
+from almoner.node.chain.store import KVStore, LevelStore, MemoryStore, Overlay
+from almoner.node.errors import StoreError
 from tests.test_merkle import (
     Reference,
     check_consistency_rejects_tampering,

@@ -8,10 +8,10 @@ import msgpack
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.codec import encode
-from node.crypto import KeyPair
-from node.signing import split_signed_tx, tx_sign_bytes
-from node.tx import make_tx
+from almoner.node.chain.codec import encode
+from almoner.node.chain.crypto import KeyPair
+from almoner.node.chain.signing import split_signed_tx, tx_sign_bytes
+from almoner.node.chain.tx import make_tx
 
 KEY = KeyPair.from_seed(b"\x01" * 32)
 bodies = st.dictionaries(

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.errors import StoreError
-from node.store import KVReader, KVStore, LevelStore, MemoryStore, Overlay
+from almoner.node.chain.store import KVReader, KVStore, LevelStore, MemoryStore, Overlay
+from almoner.node.errors import StoreError
 
 # Few distinct bytes, so prefixes, overwrites and deletes of existing keys are common; "/"
 # makes schema-like namespaces (b"s/fl/…"), which the overlay indexes separately.

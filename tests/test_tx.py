@@ -11,10 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.codec import H, encode
-from node.errors import ProtocolError
-from node.signing import tx_sign_bytes
-from node.tx import (
+from almoner.node.chain.codec import H, encode
+from almoner.node.chain.signing import tx_sign_bytes
+from almoner.node.chain.tx import (
     MAX_TX_BYTES,
     TX_TYPES,
     check_tx_shape,
@@ -23,6 +22,7 @@ from node.tx import (
     encode_tx,
     make_tx,
 )
+from almoner.node.errors import ProtocolError
 from tests import contract_fixtures as fx
 
 PLATFORM = fx.PLATFORM_1.public_key

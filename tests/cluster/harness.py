@@ -14,11 +14,11 @@ from typing import Any, TypeVar
 
 import httpx
 
-from node.client import Client
-from node.codec import H
-from node.crypto import KeyPair
-from node.devnet import Devnet, NodeProcesses, create_devnet
-from node.tx import encode_tx
+from almoner.node.audit.client import Client
+from almoner.node.chain.codec import H
+from almoner.node.chain.crypto import KeyPair
+from almoner.node.chain.tx import encode_tx
+from almoner.node.devnet.network import Devnet, NodeProcesses, create_devnet
 
 FAST_PARAMS = {
     "timeout_propose_ms": 600,
@@ -98,7 +98,7 @@ class Cluster:
             "currency": "USD",
             "received_at": 1_700_000_000_000,
         }
-        from node.tx import make_tx
+        from almoner.node.chain.tx import make_tx
 
         return encode_tx(
             make_tx(self.chain_id, "donation.record", self.key(platform), body, self._nonce)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from node.codec import H, decode, encode, to_json_view
-from node.tx import make_tx
+from almoner.node.chain.codec import H, decode, encode, to_json_view
+from almoner.node.chain.tx import make_tx
 from tests.cluster.harness import Cluster, running_cluster, wait_until
 
 

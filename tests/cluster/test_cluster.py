@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from node.errors import ProtocolError
+from almoner.node.errors import ProtocolError
 from tests.cluster.harness import Cluster, running_cluster, wait_until
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from node.devnet import free_port
+from almoner.node.devnet.network import free_port
 
 
 def start(root: Path, port: int) -> subprocess.Popen[str]:

@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx
 from click.testing import CliRunner
 
-from cli.main import cli
-from consensus import Vote
-from node.codec import H
-from node.consensus_crypto import NodeSigner
-from node.p2p import seal
+from almoner.cli.main import cli
+from almoner.consensus import Vote
+from almoner.node.chain.codec import H
+from almoner.node.chain.consensus_crypto import NodeSigner
+from almoner.node.server.p2p import seal
 from tests.cluster.harness import running_cluster, wait_until
 
 HEARTBEAT_MS = 1500

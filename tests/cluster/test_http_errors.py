@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from node.codec import H, decode, encode
-from node.crypto import KeyPair
-from node.p2p import seal
-from node.tx import make_tx
+from almoner.node.chain.codec import H, decode, encode
+from almoner.node.chain.crypto import KeyPair
+from almoner.node.chain.tx import make_tx
+from almoner.node.server.p2p import seal
 from tests.cluster.harness import Cluster, running_cluster
 
 MSGPACK = {"content-type": "application/msgpack"}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from consensus import Machine, Params, Proposal, Ready, Vote
-from consensus.testing_support import SimSigner, SimVerifier, validator_key
+from almoner.consensus import Machine, Params, Proposal, Ready, Vote
+from tests.consensus.sim_support import SimSigner, SimVerifier, validator_key
 
 CHAIN = "almoner-test"
 PARAMS = Params(

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from consensus import (
+from almoner.consensus import (
     Certificate,
     CertificateError,
     CommitSig,
@@ -19,9 +19,9 @@ from consensus import (
     quorum,
     verify_certificate,
 )
-from node.consensus_crypto import NodeSigner, NodeVerifier
-from node.crypto import KeyPair
-from node.signing import proposal_sign_bytes, vote_sign_bytes
+from almoner.node.chain.consensus_crypto import NodeSigner, NodeVerifier
+from almoner.node.chain.crypto import KeyPair
+from almoner.node.chain.signing import proposal_sign_bytes, vote_sign_bytes
 
 CHAIN = "almoner-test"
 KEYS = [KeyPair.from_seed(bytes([i + 1]) * 32) for i in range(4)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from consensus import (
+from almoner.consensus import (
     Machine,
     Outbound,
     Proposal,
@@ -13,8 +13,8 @@ from consensus import (
     Vote,
     verify_certificate,
 )
-from consensus.testing_support import SimSigner, SimVerifier, validator_key
-from node.codec import decode, encode
+from almoner.node.chain.codec import decode, encode
+from tests.consensus.sim_support import SimSigner, SimVerifier, validator_key
 
 from .helpers import CHAIN, PARAMS, V1, V2, keys, machine, proposal, sent_votes, vote
 

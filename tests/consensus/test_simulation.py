@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from consensus import max_faulty
-from consensus.testing import SimConfig, SimResult, simulate
-from consensus.testing_byzantine import STRATEGIES
-from consensus.testing_support import validator_key
-from node.consensus_crypto import NodeSigner, NodeVerifier
-from node.crypto import KeyPair
+from almoner.consensus import max_faulty
+from almoner.node.chain.consensus_crypto import NodeSigner, NodeVerifier
+from almoner.node.chain.crypto import KeyPair
+from tests.consensus.sim_byzantine import STRATEGIES
+from tests.consensus.sim_support import validator_key
+from tests.consensus.simnet import SimConfig, SimResult, simulate
 
 SIZES = (4, 7, 10)
 LIVENESS_MS = 20_000  # logical ms (2,000 ticks) to decide 3 heights past the heal

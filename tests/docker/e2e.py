@@ -46,11 +46,11 @@ from typing import Any, TypeVar
 
 import httpx
 
-from node.client import Client, ClientError
-from node.codec import H
-from node.crypto import KeyPair
-from node.errors import ProtocolError
-from node.keys import load_key_file
+from almoner.node.audit.client import Client, ClientError
+from almoner.node.chain.codec import H
+from almoner.node.chain.crypto import KeyPair
+from almoner.node.chain.keys import load_key_file
+from almoner.node.errors import ProtocolError
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker" / "compose.yml"

@@ -13,10 +13,10 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from node.codec import encode
-from node.crypto import KeyPair
-from node.genesis import Genesis
-from node.localchain import LocalChain, LocalKeys, Workload, local_genesis
+from almoner.node.chain.codec import encode
+from almoner.node.chain.crypto import KeyPair
+from almoner.node.chain.genesis import Genesis
+from tests.localchain import LocalChain, LocalKeys, Workload, local_genesis
 
 Pair = tuple[dict[str, Any], dict[str, Any]]
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
-from cli.verify_cmd import ProgressBar
-from node.archive import ArchiveError, ArchiveReader, ArchiveWriter
-from node.genesis import dump_genesis
-from node.localchain import LocalChain, Workload, local_genesis
-from node.store import LevelStore
-from node.verify import Progress, verify_chain
+from almoner.cli.main import cli
+from almoner.cli.verify_cmd import ProgressBar
+from almoner.node.audit.archive import ArchiveError, ArchiveReader, ArchiveWriter
+from almoner.node.audit.verify import Progress, verify_chain
+from almoner.node.chain.genesis import dump_genesis
+from almoner.node.chain.store import LevelStore
+from tests.localchain import LocalChain, Workload, local_genesis
 from tests.verify.story import Pair, Story, items, story
 
 

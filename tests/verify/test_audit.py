@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from node.audit import NodeSource, audit_nodes
-from node.client import ClientError
-from node.ledger import Ledger
-from node.localchain import LocalChain
-from node.views import block_view, committed_evidence, head_view
+from almoner.node.audit.audit_nodes import NodeSource, audit_nodes
+from almoner.node.audit.client import ClientError
+from almoner.node.chain.ledger import Ledger
+from almoner.node.chain.views import block_view, committed_evidence, head_view
+from tests.localchain import LocalChain
 from tests.verify.story import Story, story
 
 

@@ -12,12 +12,12 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
-from node.audit import check_trace
-from node.demo import load_demo
-from node.genesis import dump_genesis
-from node.localchain import local_genesis
+from almoner.cli.main import cli
+from almoner.node.audit.audit_nodes import check_trace
+from almoner.node.chain.genesis import dump_genesis
+from almoner.node.devnet.demo import load_demo
 from tests.cluster.harness import Cluster, running_cluster, wait_until
+from tests.localchain import local_genesis
 
 
 @pytest.fixture(scope="module")

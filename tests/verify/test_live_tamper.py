@@ -10,8 +10,8 @@ from pathlib import Path
 
 import plyvel
 
-from node import schema
-from node.codec import decode, encode
+from almoner.node.chain import schema
+from almoner.node.chain.codec import decode, encode
 from tests.cluster.harness import running_cluster, wait_until
 
 

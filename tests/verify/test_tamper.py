@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from node.codec import decode
-from node.localchain import local_genesis
-from node.signing import block_hash
-from node.tx import encode_tx, make_tx
-from node.verify import VerifyReport, verify_pairs
+from almoner.node.audit.verify import VerifyReport, verify_pairs
+from almoner.node.chain.codec import decode
+from almoner.node.chain.signing import block_hash
+from almoner.node.chain.tx import encode_tx, make_tx
+from tests.localchain import local_genesis
 from tests.verify.story import Pair, Story, outsider, story
 
 

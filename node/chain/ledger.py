@@ -1,0 +1,358 @@
+"""The chain on disk: open a store for one genesis, execute blocks, commit them atomically.
+
+A block is executed into an `Overlay` (header checks, every tx through the contract, the
+Merkle log appended, the roots compared with the header) and committed with ONE synced
+`KVStore.write`, together with its certificate, indexes and the new head. A crash leaves
+the previous head or the new one, never a mixture. The same code serves the proposer
+(`build_block`), a validator checking a proposal (`execute_block`), catch-up, and the
+independent verifier, so they cannot disagree on what a valid block is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from almoner.node.chain import schema
+from almoner.node.chain.codec import H, decode, decode_stored, encode
+from almoner.node.chain.contract.engine import check_and_apply, seed_genesis
+from almoner.node.chain.genesis import Genesis
+from almoner.node.chain.merkle import root_of
+from almoner.node.chain.merkle_log import MerkleLog
+from almoner.node.chain.signing import block_hash
+from almoner.node.chain.state import validators_at
+from almoner.node.chain.store import KVStore, Overlay
+from almoner.node.errors import AlmonerError, ProtocolError, StoreError
+
+HEADER_KEYS = frozenset(
+    {
+        "chain",
+        "height",
+        "time",
+        "prev",
+        "proposer",
+        "tx_count",
+        "txs_root",
+        "log_size",
+        "log_root",
+        "validators_hash",
+    }
+)
+
+
+class BlockError(AlmonerError):
+    """A block breaks a rule; `rule` is a PROTOCOL.md §2 code or one of the §5 block rules."""
+
+    def __init__(self, rule: str, message: str, tx_index: int | None = None) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.message = message
+        self.tx_index = tx_index
+
+
+@dataclass(frozen=True)
+class Head:
+    """The newest committed block (height 0: the genesis, with the empty log)."""
+
+    height: int
+    block_hash: bytes
+    time: int
+    log_size: int
+    log_root: bytes
+
+
+@dataclass
+class ExecutedBlock:
+    """A block whose effects sit in `overlay`, ready for `Ledger.commit`."""
+
+    block: dict[str, Any]
+    block_hash: bytes
+    tx_ids: list[bytes]
+    overlay: Overlay
+    rejected: list[tuple[bytes, ProtocolError]] = field(default_factory=list)
+
+    @property
+    def height(self) -> int:
+        height: int = self.block["header"]["height"]
+        return height
+
+
+def validators_hash(keys: Iterable[bytes]) -> bytes:
+    return H(encode(sorted(keys)))
+
+
+class Ledger:
+    """One chain in one store. Not thread-safe: the node drives it from one task."""
+
+    def __init__(self, store: KVStore, genesis: Genesis) -> None:
+        self.store = store
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self._open()
+        self.head = self._load_head()
+
+    # -- opening --------------------------------------------------------------------
+    def _open(self) -> None:
+        version = self.store.get(schema.META_SCHEMA_VERSION)
+        if version is None:
+            overlay = Overlay(self.store)
+            overlay.put(schema.META_SCHEMA_VERSION, schema.u64(schema.SCHEMA_VERSION))
+            overlay.put(schema.META_CHAIN_ID, self.chain_id.encode())
+            overlay.put(schema.META_GENESIS_HASH, self.genesis.hash)
+            overlay.put(schema.META_GENESIS, encode(self.genesis.to_protocol()))
+            seed_genesis(overlay, self.genesis)
+            self.store.write(overlay.changes(), sync=True)
+            return
+        if schema.from_u64(version) != schema.SCHEMA_VERSION:
+            raise StoreError(
+                f"the store has schema version {schema.from_u64(version)}, this node needs "
+                f"{schema.SCHEMA_VERSION}; migrate or re-sync the data directory"
+            )
+        stored_chain = (self.store.get(schema.META_CHAIN_ID) or b"").decode(errors="replace")
+        if stored_chain != self.chain_id:
+            raise StoreError(
+                f"the store belongs to chain {stored_chain!r}, not {self.chain_id!r}; "
+                "point the node at the right data directory or genesis"
+            )
+        if self.store.get(schema.META_GENESIS_HASH) != self.genesis.hash:
+            raise StoreError(
+                f"the store was created from a different genesis of chain {self.chain_id!r} "
+                f"(this genesis hash is {self.genesis.hash.hex()})"
+            )
+
+    def _load_head(self) -> Head:
+        raw = self.store.get(schema.META_HEAD)
+        if raw is None:
+            return Head(0, self.genesis.hash, self.genesis.genesis_time, 0, H(b""))
+        head = decode(raw)
+        block = self.block_at(head["height"])
+        if block is None:
+            raise StoreError(f"the store is corrupt: head block {head['height']} is missing")
+        header = block["header"]
+        return Head(
+            header["height"],
+            head["block_hash"],
+            header["time"],
+            header["log_size"],
+            header["log_root"],
+        )
+
+    # -- reads ----------------------------------------------------------------------
+    def block_at(self, height: int) -> dict[str, Any] | None:
+        raw = self.store.get(schema.BLOCK + schema.u64(height))
+        return None if raw is None else _decode_stored(raw, f"block {height}")
+
+    def certificate_at(self, height: int) -> dict[str, Any] | None:
+        raw = self.store.get(schema.CERT + schema.u64(height))
+        return None if raw is None else _decode_stored(raw, f"certificate {height}")
+
+    def height_of(self, block_hash_: bytes) -> int | None:
+        raw = self.store.get(schema.BLOCK_BY_HASH + block_hash_)
+        return None if raw is None else schema.from_u64(raw)
+
+    def height_at_log_size(self, size: int) -> int | None:
+        raw = self.store.get(schema.HEIGHT_BY_LOG_SIZE + schema.u64(size))
+        return None if raw is None else schema.from_u64(raw)
+
+    def tx_location(self, tx_id: bytes) -> dict[str, int] | None:
+        """`{"height", "index", "leaf_index"}` of a committed tx."""
+        raw = self.store.get(schema.TX_INDEX + tx_id)
+        return None if raw is None else _decode_stored(raw, "tx index")
+
+    def log(self) -> MerkleLog:
+        return MerkleLog(Overlay(self.store))
+
+    def validators(self, height: int) -> list[bytes]:
+        return validators_at(self.store, height)
+
+    def iter_blocks(self, start: int = 1) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+        for height in range(start, self.head.height + 1):
+            block, cert = self.block_at(height), self.certificate_at(height)
+            if block is None or cert is None:
+                raise StoreError(f"the store is corrupt: block or certificate {height} missing")
+            yield block, cert
+
+    # -- building and executing -----------------------------------------------------
+    def build_block(
+        self,
+        candidates: Iterable[bytes],
+        *,
+        time_ms: int,
+        proposer: bytes,
+        max_txs: int,
+        max_bytes: int,
+        verified: Container[bytes] = frozenset(),
+    ) -> ExecutedBlock:
+        """Take candidate txs in order, keep those valid against the head, and build a block.
+
+        `verified` holds tx ids whose signature the caller already checked (the mempool's
+        cache), so each signature is verified once. Rejected txs are returned so the caller
+        can drop them from its pool.
+        """
+        height = self.head.height + 1
+        overlay = Overlay(self.store)
+        txs: list[dict[str, Any]] = []
+        tx_ids: list[bytes] = []
+        rejected: list[tuple[bytes, ProtocolError]] = []
+        size = 0
+        for raw in candidates:
+            if len(txs) >= max_txs or size + len(raw) > max_bytes:
+                break
+            try:
+                tx, tid = check_and_apply(
+                    overlay,
+                    raw,
+                    height,
+                    len(txs),
+                    self.chain_id,
+                    verify_signature=H(raw) not in verified,
+                )
+            except ProtocolError as exc:
+                rejected.append((H(raw), exc))
+                continue
+            self._index_tx(overlay, tid, height, len(txs))
+            txs.append(tx)
+            tx_ids.append(tid)
+            size += len(raw)
+        header = self._finish_header(overlay, height, time_ms, proposer, tx_ids)
+        block = {"header": header, "txs": txs}
+        return ExecutedBlock(block, block_hash(header), tx_ids, overlay, rejected)
+
+    def _finish_header(
+        self, overlay: Overlay, height: int, time_ms: int, proposer: bytes, tx_ids: list[bytes]
+    ) -> dict[str, Any]:
+        log = MerkleLog(overlay)
+        log.append(tx_ids)
+        return {
+            "chain": self.chain_id,
+            "height": height,
+            "time": time_ms,
+            "prev": self.head.block_hash,
+            "proposer": proposer,
+            "tx_count": len(tx_ids),
+            "txs_root": root_of(tx_ids),
+            "log_size": log.size(),
+            "log_root": log.root(),
+            "validators_hash": validators_hash(self.validators(height)),
+        }
+
+    def _index_tx(self, overlay: Overlay, tid: bytes, height: int, index: int) -> None:
+        location = {"height": height, "index": index, "leaf_index": self.head.log_size + index}
+        overlay.put(schema.TX_INDEX + tid, encode(location))
+
+    def execute_block(
+        self,
+        block: Any,
+        *,
+        verified: Container[bytes] = frozenset(),
+        check_limits: bool = True,
+    ) -> ExecutedBlock:
+        """Check a block against the head in PROTOCOL.md §5 order; raise BlockError."""
+        header = self.check_header(block)
+        height = header["height"]
+        overlay = Overlay(self.store)
+        tx_ids: list[bytes] = []
+        params = self.genesis.params
+        if check_limits and len(block["txs"]) > params["max_block_txs"]:
+            raise BlockError("invalid_field", f"block {height} holds more than max_block_txs")
+        total = 0
+        for index, tx in enumerate(block["txs"]):
+            try:
+                raw = encode(tx)
+            except ProtocolError as exc:
+                raise BlockError(exc.code, exc.message, index) from exc
+            total += len(raw)
+            try:
+                _, tid = check_and_apply(
+                    overlay,
+                    raw,
+                    height,
+                    index,
+                    self.chain_id,
+                    verify_signature=H(raw) not in verified,
+                    decoded=tx if isinstance(tx, dict) else None,
+                )
+            except ProtocolError as exc:
+                raise BlockError(exc.code, f"tx {index}: {exc.message}", index) from exc
+            self._index_tx(overlay, tid, height, index)
+            tx_ids.append(tid)
+        if check_limits and total > params["max_block_bytes"]:
+            raise BlockError("invalid_field", f"block {height} is over max_block_bytes")
+        if header["tx_count"] != len(tx_ids) or header["txs_root"] != root_of(tx_ids):
+            raise BlockError("bad_txs_root", f"block {height}: tx_count or txs_root mismatch")
+        log = MerkleLog(overlay)
+        log.append(tx_ids)
+        if header["log_size"] != log.size() or header["log_root"] != log.root():
+            raise BlockError("bad_log_root", f"block {height}: log_size or log_root mismatch")
+        return ExecutedBlock(block, block_hash(header), tx_ids, overlay)
+
+    def check_header(self, block: Any) -> dict[str, Any]:
+        """Header keys, link, height, time and validators_hash against the current head."""
+        if not isinstance(block, dict) or set(block) != {"header", "txs"}:
+            raise BlockError("invalid_field", "a block is a map with exactly header and txs")
+        header, txs = block["header"], block["txs"]
+        if not isinstance(txs, list):
+            raise BlockError("invalid_field", "block txs must be a list")
+        if not isinstance(header, dict) or set(header) != HEADER_KEYS:
+            raise BlockError("invalid_field", "the header does not have exactly the §3 keys")
+        ints = ("height", "time", "tx_count", "log_size")
+        bins = ("prev", "proposer", "txs_root", "log_root", "validators_hash")
+        if not isinstance(header["chain"], str) or any(
+            isinstance(header[k], bool) or not isinstance(header[k], int) for k in ints
+        ):
+            raise BlockError("invalid_field", "header field of the wrong type")
+        if any(not isinstance(header[k], bytes) or len(header[k]) != 32 for k in bins):
+            raise BlockError("invalid_field", "header hash fields must be 32 bytes")
+        if header["chain"] != self.chain_id:
+            raise BlockError("wrong_chain", f"header is for chain {header['chain']!r}")
+        height = self.head.height + 1
+        if header["prev"] != self.head.block_hash:
+            raise BlockError("bad_link", f"block {header['height']} does not link to the head")
+        if header["height"] != height:
+            raise BlockError("bad_height", f"expected height {height}, got {header['height']}")
+        if header["time"] <= self.head.time:
+            raise BlockError("bad_time", f"block {height} time is not after the previous one")
+        validators = self.validators(height)
+        if header["validators_hash"] != validators_hash(validators):
+            raise BlockError("bad_validators_hash", f"block {height}: wrong validators_hash")
+        if header["proposer"] not in validators:
+            raise BlockError("invalid_field", f"block {height}: proposer is not a validator")
+        return header
+
+    # -- committing -----------------------------------------------------------------
+    def commit(self, executed: ExecutedBlock, certificate: dict[str, Any]) -> None:
+        """Write the block, its certificate, indexes, state and head in one synced batch.
+
+        The certificate must already have been checked by the caller (consensus produced
+        it, or catch-up verified it against the validator set).
+        """
+        height = executed.height
+        if height != self.head.height + 1 or executed.block["header"]["prev"] != (
+            self.head.block_hash
+        ):
+            raise BlockError("bad_link", f"block {height} no longer extends the head")
+        overlay = executed.overlay
+        overlay.put(schema.BLOCK + schema.u64(height), encode(executed.block))
+        overlay.put(schema.CERT + schema.u64(height), encode(certificate))
+        overlay.put(schema.BLOCK_BY_HASH + executed.block_hash, schema.u64(height))
+        overlay.put(
+            schema.HEIGHT_BY_LOG_SIZE + schema.u64(executed.block["header"]["log_size"]),
+            schema.u64(height),
+        )
+        overlay.put(schema.META_HEAD, encode({"height": height, "block_hash": executed.block_hash}))
+        self.store.write(overlay.changes(), sync=True)
+        header = executed.block["header"]
+        self.head = Head(
+            height, executed.block_hash, header["time"], header["log_size"], header["log_root"]
+        )
+
+
+def _decode_stored(raw: bytes, what: str) -> Any:
+    try:
+        return decode_stored(raw)
+    except ProtocolError as exc:
+        raise StoreError(f"the store is corrupt: {what} does not decode ({exc.message})") from exc
+
+
+__all__ = ["BlockError", "ExecutedBlock", "Head", "Ledger", "validators_hash"]

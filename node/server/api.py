@@ -1,0 +1,296 @@
+"""The HTTP API of INTERFACES.md, served by every node.
+
+Handlers are thin: they parse, call the ledger/mempool/driver, and render. Every failure
+is a `{"error": {code, message, details}}` body with the status PROTOCOL.md §2 gives for
+the code; no input can produce a 500, commit anything, or stop the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from almoner.node.chain.certified import encode_stream_item
+from almoner.node.chain.codec import encode, split_array, to_json_view
+from almoner.node.chain.tx import MAX_TX_BYTES, decode_tx
+from almoner.node.chain.views import (
+    block_view,
+    committed_evidence,
+    committed_tx,
+    funds_view,
+    head_view,
+    not_found,
+    party_view,
+    receipt,
+    trace_view,
+)
+from almoner.node.errors import CodecError, ProtocolError, invalid_field
+from almoner.node.server.p2p import P2PError, open_envelope
+
+if TYPE_CHECKING:
+    from almoner.node.server.app import NodeRuntime
+
+log = logging.getLogger("almoner.api")
+
+MSGPACK = "application/msgpack"
+BLOCK_RANGE_MAX = 1000
+
+
+def wants_msgpack(request: Request) -> bool:
+    return MSGPACK in request.headers.get("accept", "")
+
+
+def render(request: Request, value: Any, status: int = 200) -> Response:
+    if wants_msgpack(request):
+        return Response(encode(value), status_code=status, media_type=MSGPACK)
+    return JSONResponse(to_json_view(value), status_code=status)
+
+
+def error_response(exc: ProtocolError) -> JSONResponse:
+    headers = {"retry-after": "1"} if exc.code == "busy" else None
+    return JSONResponse(exc.to_json(), status_code=exc.http_status, headers=headers)
+
+
+def http_error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "details": {}}}, status_code=status
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read at most `limit` bytes; a larger body is `too_large` before it is all read."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise CodecError("too_large", f"body is over the {limit}-byte limit", {"limit": limit})
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise CodecError("too_large", f"body is over the {limit}-byte limit", {"limit": limit})
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_hex(value: str, field: str, length: int = 32) -> bytes:
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raw = b""
+    if len(raw) != length or raw.hex() != value:
+        raise invalid_field(field, f"must be {2 * length} lowercase hex characters")
+    return raw
+
+
+def parse_int(value: str | None, field: str, default: int | None = None, low: int = 0) -> int:
+    if value is None:
+        if default is None:
+            raise invalid_field(field, "is required")
+        return default
+    if not value.isdigit() or int(value) < low or int(value) >= 2**63:
+        raise invalid_field(field, f"must be an integer >= {low}")
+    return int(value)
+
+
+def create_app(rt: NodeRuntime) -> FastAPI:
+    app = FastAPI(title="Almoner node", version="1", docs_url="/docs", redoc_url=None)
+
+    @app.exception_handler(ProtocolError)
+    async def _protocol_error(request: Request, exc: ProtocolError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return http_error(500, "internal", "internal error; the node is still running")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return http_error(404, "not_found", f"no route {request.method} {request.url.path}")
+        if exc.status_code == 405:
+            return http_error(405, "method_not_allowed", f"{request.method} is not allowed here")
+        return http_error(exc.status_code, "http_error", str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": ["request"], "msg": "invalid"}
+        field = ".".join(str(p) for p in first["loc"][1:]) or "request"
+        return error_response(invalid_field(field, str(first["msg"])))
+
+    @app.middleware("http")
+    async def _measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.monotonic()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        rt.metrics.observe("almoner_http_request_seconds", time.monotonic() - started, path=path)
+        rt.metrics.inc("almoner_http_requests_total", path=path, status=str(response.status_code))
+        return response
+
+    # -- writes ---------------------------------------------------------------------
+    @app.post("/v1/txs")
+    async def submit_tx(request: Request) -> Response:
+        raw = await read_body(request, MAX_TX_BYTES)
+        admission = rt.mempool.add(raw)
+        if admission.status == "pending":
+            rt.gossip_tx(raw)
+        if admission.status == "committed":
+            return render(request, receipt(rt.ledger, admission.tx_id))
+        if request.query_params.get("wait") == "commit":
+            timeout = rt.config.wait_commit_timeout_ms / 1000
+            if await rt.notifier.wait(admission.tx_id, timeout) or rt.ledger.tx_location(
+                admission.tx_id
+            ):
+                return render(request, receipt(rt.ledger, admission.tx_id))
+            raise ProtocolError(
+                "timeout",
+                "the tx was not committed in time; it stays pending",
+                {"tx_id": admission.tx_id.hex()},
+            )
+        return render(request, {"tx_id": admission.tx_id, "status": "pending"}, 202)
+
+    @app.post("/v1/txs/batch")
+    async def submit_batch(request: Request) -> Response:
+        body = await read_body(request, rt.config.max_body_bytes)
+        results: list[dict[str, Any]] = []
+        accepted: list[bytes] = []
+        for index, raw in enumerate(split_array(body)):
+            try:
+                admission = rt.mempool.add(raw)
+            except ProtocolError as exc:
+                results.append({"index": index, "status": "rejected", **exc.to_json()})
+                continue
+            if admission.status == "pending":
+                accepted.append(raw)
+            results.append({"index": index, "tx_id": admission.tx_id, "status": admission.status})
+        if accepted:
+            rt.gossip_txs(accepted)
+        return render(request, {"results": results})
+
+    # -- reads ----------------------------------------------------------------------
+    @app.get("/v1/txs/{tx_id}")
+    async def get_tx(request: Request, tx_id: str) -> Response:
+        tid = parse_hex(tx_id, "tx_id")
+        proof_size = request.query_params.get("proof_size")
+        size = None if proof_size is None else parse_int(proof_size, "proof_size", low=1)
+        pending = rt.mempool.get(tid)
+        if pending is not None:
+            return render(request, {"tx": decode_tx(pending), "status": "pending", "receipt": None})
+        tx = committed_tx(rt.ledger, tid)
+        if tx is None:
+            raise not_found(f"tx {tx_id}")
+        return render(
+            request, {"tx": tx, "status": "committed", "receipt": receipt(rt.ledger, tid, size)}
+        )
+
+    @app.get("/v1/genesis")
+    async def get_genesis(request: Request) -> Response:
+        # JSON: the document exactly as genesis.json holds it; msgpack: the hashed map.
+        if wants_msgpack(request):
+            return render(request, rt.genesis.to_protocol())
+        return JSONResponse(rt.genesis.to_json())
+
+    @app.get("/v1/head")
+    async def get_head(request: Request) -> Response:
+        return render(request, head_view(rt.ledger))
+
+    @app.get("/v1/blocks/{height}")
+    async def get_block(request: Request, height: str) -> Response:
+        return render(request, block_view(rt.ledger, parse_int(height, "height", low=1)))
+
+    @app.get("/v1/blocks")
+    async def get_blocks(request: Request) -> Response:
+        start = parse_int(request.query_params.get("from"), "from", default=1, low=1)
+        limit = parse_int(request.query_params.get("limit"), "limit", default=100, low=1)
+        end = min(start + min(limit, BLOCK_RANGE_MAX), rt.ledger.head.height + 1)
+        pairs = []
+        for height in range(start, end):
+            block, cert = rt.ledger.block_at(height), rt.ledger.certificate_at(height)
+            if block is None or cert is None:
+                break
+            pairs.append((block, cert))
+        if wants_msgpack(request):  # for sync and export: a stream, objects back to back
+            stream = b"".join(encode_stream_item(b, c) for b, c in pairs)
+            return Response(stream, media_type=MSGPACK)
+        # Like every read, JSON by default: the range as a list of block views.
+        return render(request, [block_view(rt.ledger, b["header"]["height"]) for b, _ in pairs])
+
+    @app.get("/v1/proofs/consistency")
+    async def consistency(request: Request) -> Response:
+        first = parse_int(request.query_params.get("first"), "first", low=1)
+        second = parse_int(request.query_params.get("second"), "second", low=1)
+        size = rt.ledger.head.log_size
+        if first > second:
+            raise invalid_field("first", "must not exceed second")
+        if second > size:
+            raise invalid_field("second", f"must not exceed the log size {size}")
+        path = rt.ledger.log().consistency_proof(first, second)
+        return render(request, {"first": first, "second": second, "path": path})
+
+    @app.get("/v1/parties/{pubkey}")
+    async def get_party(request: Request, pubkey: str) -> Response:
+        return render(request, party_view(rt.ledger, parse_hex(pubkey, "pubkey")))
+
+    @app.get("/v1/charities/{pubkey}/funds")
+    async def get_funds(request: Request, pubkey: str) -> Response:
+        return render(request, funds_view(rt.ledger, parse_hex(pubkey, "pubkey")))
+
+    @app.get("/v1/donations/{platform}/{donation_id}/trace")
+    async def get_trace(request: Request, platform: str, donation_id: str) -> Response:
+        return render(request, trace_view(rt.ledger, parse_hex(platform, "platform"), donation_id))
+
+    @app.get("/v1/evidence")
+    async def get_evidence(request: Request) -> Response:
+        pending = list(rt.driver.pending_evidence.values()) if rt.driver else []
+        return render(request, {"committed": committed_evidence(rt.ledger), "seen": pending})
+
+    @app.get("/v1/status")
+    async def get_status(request: Request) -> Response:
+        return render(request, rt.status())
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        if rt.driver is not None and rt.driver.fatal:
+            return http_error(503, "unhealthy", rt.driver.fatal)
+        return JSONResponse({"ok": True})
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        if rt.syncing():
+            return JSONResponse({"ready": False, "height": rt.ledger.head.height}, 503)
+        return JSONResponse({"ready": True, "height": rt.ledger.head.height})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return PlainTextResponse(rt.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    # -- validators -----------------------------------------------------------------
+    @app.post("/v1/p2p/messages")
+    async def p2p(request: Request) -> Response:
+        body = await read_body(request, rt.config.max_body_bytes)
+        validators = frozenset(rt.ledger.validators(rt.ledger.head.height + 1))
+        try:
+            envelope = open_envelope(body, rt.ledger.chain_id, validators, rt.config.max_body_bytes)
+        except P2PError as exc:
+            rt.metrics.inc("almoner_p2p_refused_total", code=exc.code)
+            return http_error(exc.status, exc.code, exc.message)
+        if rt.driver is None:
+            return http_error(403, "not_a_validator", "this node takes no consensus traffic")
+        accepted = sum(rt.driver.deliver(envelope.sender, msg) for msg in envelope.msgs)
+        if accepted < len(envelope.msgs):
+            raise ProtocolError("busy", "consensus inbox full", {"accepted": accepted})
+        await asyncio.sleep(0)
+        return JSONResponse({"accepted": accepted}, status_code=202)
+
+    return app

@@ -1,0 +1,297 @@
+"""The composition root: one function builds a node from its typed config.
+
+`build_runtime` opens the store, the ledger, the mempool, the transport and the consensus
+driver and wires them; `run_node` serves the API with uvicorn and starts the background
+tasks in the app's lifespan, so SIGTERM/SIGINT stop everything in order: the driver
+(after the event it is handling, so a block being committed is finished), the peers'
+connections, then LevelDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from almoner.node.chain.certified import SyncError
+from almoner.node.chain.codec import H
+from almoner.node.chain.crypto import KeyPair
+from almoner.node.chain.genesis import Genesis, load_genesis
+from almoner.node.chain.keys import load_key_file
+from almoner.node.chain.ledger import Ledger
+from almoner.node.chain.store import LevelStore
+from almoner.node.errors import AlmonerError
+from almoner.node.server.api import create_app
+from almoner.node.server.catchup import fetch_blocks, fetch_height
+from almoner.node.server.config import NodeConfig
+from almoner.node.server.driver import Driver
+from almoner.node.server.mempool import Mempool
+from almoner.node.server.metrics import Metrics
+from almoner.node.server.notifier import CommitNotifier
+from almoner.node.server.tasks import cancel_all
+from almoner.node.server.transport import Transport
+
+log = logging.getLogger("almoner.node")
+
+SYNC_INTERVAL_S = 0.5
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+LAGGING_AFTER_S = 2.0
+
+
+@dataclass
+class NodeRuntime:
+    config: NodeConfig
+    genesis: Genesis
+    store: LevelStore
+    ledger: Ledger
+    mempool: Mempool
+    notifier: CommitNotifier
+    metrics: Metrics
+    key: KeyPair | None
+    client: httpx.AsyncClient | None = None
+    transport: Transport | None = None
+    driver: Driver | None = None
+    node_id: str = ""
+    _ahead_since: float | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def peers(self) -> dict[bytes, str]:
+        me = self.key.public_key if self.key else None
+        return {bytes.fromhex(k): v for k, v in self.config.peers.items() if bytes.fromhex(k) != me}
+
+    @property
+    def is_validator(self) -> bool:
+        return self.driver is not None and self.driver.is_validator
+
+    async def start(self) -> None:
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, connect=2.0),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )
+        self.transport = Transport(self.ledger.chain_id, self.peers, self.key, self.client)
+        self.transport.start()
+        self.driver = Driver(
+            self.ledger,
+            self.mempool,
+            self.transport,
+            self.key,
+            self.notifier,
+            self.metrics,
+            self.config.tick_ms,
+        )
+        self.driver.start()
+        self._tasks.append(asyncio.create_task(self._sync_loop(), name="sync"))
+        log.info(
+            "node %s up: chain %s, height %d, %s",
+            self.node_id,
+            self.ledger.chain_id,
+            self.ledger.head.height,
+            "validator" if self.driver.is_validator else "observer",
+        )
+
+    async def stop(self) -> None:
+        await cancel_all(self._tasks)
+        if self.driver is not None:
+            await self.driver.stop()
+        if self.transport is not None:
+            await self.transport.stop()
+        if self.client is not None:
+            await self.client.aclose()
+        self.store.close()
+        log.info("node %s stopped cleanly at height %d", self.node_id, self.ledger.head.height)
+
+    # -- gossip and catch-up --------------------------------------------------------
+    def gossip_tx(self, raw: bytes) -> None:
+        self.gossip_txs([raw])
+
+    def gossip_txs(self, raws: list[bytes]) -> None:
+        if self.transport is not None:
+            self.transport.broadcast({"type": "txs", "txs": raws})
+
+    async def _sync_loop(self) -> None:
+        while True:
+            try:
+                await self._sync_once()
+            except Exception:  # a peer must never be able to kill catch-up
+                log.exception("catch-up round failed")
+            await asyncio.sleep(SYNC_INTERVAL_S)
+
+    async def _sync_once(self) -> None:
+        assert self.client is not None and self.transport is not None
+        assert self.driver is not None
+        for peer in self.transport.peers.values():
+            try:
+                peer.height = await fetch_height(self.client, peer.url)
+                peer.up = True
+            except (httpx.HTTPError, SyncError, ValueError) as exc:
+                peer.up = False
+                peer.last_error = str(exc)
+        best = max(
+            self.transport.peers.values(), key=lambda p: p.height if p.up else -1, default=None
+        )
+        # A peer one block ahead is normal mid-consensus for a validator, so a validator
+        # fetches only when a peer is two or more ahead, or has stayed ahead for a while
+        # (it missed a decision that no later traffic will repeat). Observers always fetch.
+        now = asyncio.get_running_loop().time()
+        head = self.ledger.head.height
+        if best is None or not best.up or best.height <= head:
+            self._ahead_since = None
+            return
+        if self.is_validator and best.height == head + 1:
+            if self._ahead_since is None:
+                self._ahead_since = now
+            if now - self._ahead_since < LAGGING_AFTER_S:
+                return
+        self._ahead_since = None
+        while best.height > self.ledger.head.height:
+            start = self.ledger.head.height + 1
+            try:
+                items = await fetch_blocks(self.client, best.url, start)
+            except (httpx.HTTPError, SyncError) as exc:
+                log.warning("catch-up from %s failed: %s", best.url, exc)
+                return
+            if not items:
+                return
+            self.driver.deliver_blocks(items, best.url)
+            deadline = asyncio.get_running_loop().time() + 30
+            while self.ledger.head.height < start and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)
+            if self.ledger.head.height < start:
+                return  # refused: logged by the driver; try again next round
+
+    def peer_series(self, attribute: str) -> dict[tuple[tuple[str, str], ...], float]:
+        if self.transport is None:
+            return {}
+        return {
+            (("peer", pk.hex()[:16]),): float(getattr(peer, attribute))
+            for pk, peer in self.transport.peers.items()
+        }
+
+    def syncing(self) -> bool:
+        if self.transport is None:
+            return True
+        heights = [p.height for p in self.transport.peers.values() if p.up]
+        return bool(heights) and max(heights) > self.ledger.head.height + 1
+
+    def status(self) -> dict[str, Any]:
+        peers = {}
+        if self.transport is not None:
+            peers = {
+                pk.hex(): {"url": p.url, "height": p.height, "up": p.up}
+                for pk, p in self.transport.peers.items()
+            }
+        return {
+            "node": self.node_id,
+            "chain_id": self.ledger.chain_id,
+            "genesis_hash": self.genesis.hash.hex(),
+            "height": self.ledger.head.height,
+            "validator": self.is_validator,
+            "peers": peers,
+            "syncing": self.syncing(),
+            "round": self.driver.round if self.driver else 0,
+            "mempool": len(self.mempool),
+        }
+
+
+def build_runtime(config: NodeConfig) -> NodeRuntime:
+    genesis = load_genesis(config.genesis)
+    key = None
+    if config.key is not None:
+        passphrase = os.environ.get(config.passphrase_env) if config.passphrase_env else None
+        key = load_key_file(config.key, passphrase)
+    store = LevelStore(config.data_dir)
+    try:
+        ledger = Ledger(store, genesis)
+    except AlmonerError:
+        store.close()
+        raise
+    mempool = Mempool(ledger, config.mempool_max_txs, config.mempool_max_bytes)
+    metrics = Metrics()
+    node_id = (
+        key.public_key.hex() if key else "observer-" + H(str(config.data_dir).encode()).hex()[:16]
+    )
+    rt = NodeRuntime(
+        config, genesis, store, ledger, mempool, CommitNotifier(), metrics, key, node_id=node_id
+    )
+    metrics.gauge("almoner_height", lambda: ledger.head.height, "newest committed height")
+    metrics.gauge("almoner_log_size", lambda: ledger.head.log_size, "txs in the Merkle log")
+    metrics.gauge("almoner_mempool_txs", lambda: len(mempool), "pending txs")
+    metrics.gauge("almoner_mempool_bytes", lambda: mempool.size_bytes, "pending tx bytes")
+    metrics.gauge(
+        "almoner_mempool_rejected", lambda: mempool.rejected_total, "txs refused at admission"
+    )
+    metrics.gauge("almoner_round", lambda: rt.driver.round if rt.driver else 0, "consensus round")
+    metrics.gauge(
+        "almoner_peers_up",
+        lambda: sum(p.up for p in rt.transport.peers.values()) if rt.transport else 0,
+        "peers answering",
+    )
+    metrics.gauge_family("almoner_peer_up", lambda: rt.peer_series("up"), "peer answering (1/0)")
+    metrics.gauge_family("almoner_peer_height", lambda: rt.peer_series("height"), "peer height")
+    metrics.gauge_family(
+        "almoner_peer_dropped_messages", lambda: rt.peer_series("dropped"), "messages dropped"
+    )
+    return rt
+
+
+def create_node_app(rt: NodeRuntime) -> FastAPI:
+    app = create_app(rt)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await rt.start()
+        try:
+            yield
+        finally:
+            await rt.stop()
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+class NodeServer(uvicorn.Server):
+    """uvicorn, but a graceful SIGTERM/SIGINT shutdown exits 0.
+
+    uvicorn re-raises the captured signal once it has shut down, so the process dies by
+    that signal (status -15) and a supervisor cannot tell a clean stop from a kill.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def run_node(config: NodeConfig) -> None:
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    rt = build_runtime(config)
+    app = create_node_app(rt)
+    server = NodeServer(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level=config.log_level.lower(),
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    )
+    server.run()

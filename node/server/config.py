@@ -1,0 +1,136 @@
+"""A node's typed configuration: a TOML file in the node's home, overridden by ALMONER_*.
+
+Operators edit `node.toml`; containers set `ALMONER_LISTEN`, `ALMONER_PEERS` (JSON) and
+friends. Relative paths in the file are relative to the file, so a home directory can be
+moved or mounted elsewhere as a whole.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from almoner.node.errors import AlmonerError
+
+CONFIG_NAME = "node.toml"
+
+
+class ConfigError(AlmonerError):
+    """The node configuration is missing, unreadable or invalid."""
+
+
+class NodeConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ALMONER_", extra="forbid")
+
+    genesis: Path
+    key: Path | None = Field(
+        default=None, description="validator key file; none makes an observer node"
+    )
+    passphrase_env: str | None = None
+    data_dir: Path
+    listen: str = "127.0.0.1:8000"
+    # Peers by validator public key (hex) -> base URL; observers list validators here too.
+    peers: dict[str, str] = Field(default_factory=dict)
+    mempool_max_txs: int = Field(default=50_000, ge=1)
+    mempool_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    tick_ms: int = Field(default=10, ge=1, le=1000)
+    wait_commit_timeout_ms: int = Field(default=10_000, ge=1)
+    log_level: str = "info"
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("listen must be HOST:PORT")
+        return value
+
+    @field_validator("peers")
+    @classmethod
+    def _peers(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, url in value.items():
+            if (
+                len(key) != 64
+                or key.lower() != key
+                or any(c not in "0123456789abcdef" for c in key)
+            ):
+                raise ValueError(f"peer key {key!r} must be 64 lowercase hex characters")
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"peer URL {url!r} must start with http:// or https://")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first: it overrides what the file (passed as init values) says.
+        return (env_settings, init_settings)
+
+
+def _resolve(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    for key in ("genesis", "key", "data_dir"):
+        if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
+            data[key] = str((base / data[key]).resolve())
+    return data
+
+
+def load_config(path: str | Path) -> NodeConfig:
+    source = Path(path)
+    if source.is_dir():
+        source = source / CONFIG_NAME
+    try:
+        data = tomllib.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no node config at {source}; run `almoner node init` first") from exc
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read node config {source}: {exc}") from exc
+    try:
+        return NodeConfig(**_resolve(data, source.parent))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"invalid node config {source}: {where}: {first['msg']}") from exc
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
+def write_config(path: str | Path, values: dict[str, Any]) -> Path:
+    """Write a flat TOML file (plus the [peers] table); validates by loading it back."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["# Almoner node configuration. ALMONER_<KEY> environment variables override it."]
+    for key, value in values.items():
+        if key != "peers" and value is not None:
+            lines.append(f"{key} = {_toml_value(value)}")
+    lines.append("")
+    lines.append("[peers]  # validator public key = base URL")
+    for key, url in (values.get("peers") or {}).items():
+        lines.append(f"{json.dumps(key)} = {json.dumps(url)}")
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    load_config(target)
+    return target

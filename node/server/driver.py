@@ -1,0 +1,449 @@
+"""The consensus driver: the one task that owns the machine and commits blocks.
+
+Everything that changes the chain goes through one asyncio task reading one inbox, so
+the machine, the ledger and the mempool never see interleaved updates: consensus
+messages, ticks, and blocks fetched by catch-up are all events in that inbox.
+
+For every `Ready` of the machine it persists first (fsync), then sends, then answers the
+application requests, then commits decisions, as `consensus/` requires. Heights start
+lazily: after a commit the next height begins only when there is work (pending txs, a
+message from a peer for that height, or the heartbeat falling due), so an idle network
+does not spin through empty rounds (PROTOCOL.md §4, "no empty blocks").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from almoner.consensus import (
+    Decision,
+    Machine,
+    MessageError,
+    Params,
+    Proposal,
+    ProposalRequest,
+    Ready,
+    ValidityRequest,
+    Vote,
+    parse_message,
+)
+from almoner.consensus import Evidence as EvidenceFound
+from almoner.node.chain import schema
+from almoner.node.chain.certified import check_certified_block
+from almoner.node.chain.codec import decode, encode
+from almoner.node.chain.consensus_crypto import NodeSigner, NodeVerifier
+from almoner.node.chain.crypto import KeyPair
+from almoner.node.chain.ledger import BlockError, ExecutedBlock, Ledger
+from almoner.node.chain.signing import block_hash
+from almoner.node.chain.tx import encode_tx, make_tx
+from almoner.node.errors import AlmonerError, ProtocolError, StoreError
+from almoner.node.server.mempool import Mempool
+from almoner.node.server.metrics import Metrics
+from almoner.node.server.notifier import CommitNotifier
+from almoner.node.server.tasks import cancel_all
+from almoner.node.server.transport import Transport
+
+log = logging.getLogger("almoner.driver")
+
+WAL_KEY = schema.CONSENSUS_WAL + b"state"
+INBOX_MAX = 50_000
+MAX_FUTURE_SKEW_MS = 30_000
+MAX_BLOCKS_KEPT = 64
+
+
+@dataclass(frozen=True)
+class Tick:
+    pass
+
+
+@dataclass(frozen=True)
+class PeerMessage:
+    sender: bytes
+    msg: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SyncedBlock:
+    block: Any
+    cert: Any
+    source: str
+
+
+def _height_of(block: dict[str, Any]) -> int:
+    height = block["header"].get("height")
+    return height if isinstance(height, int) and not isinstance(height, bool) else 0
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Driver:
+    def __init__(
+        self,
+        ledger: Ledger,
+        mempool: Mempool,
+        transport: Transport,
+        key: KeyPair | None,
+        notifier: CommitNotifier,
+        metrics: Metrics,
+        tick_ms: int = 10,
+    ) -> None:
+        self.ledger = ledger
+        self.mempool = mempool
+        self.transport = transport
+        self.key = key
+        self.notifier = notifier
+        self.metrics = metrics
+        self.tick_ms = tick_ms
+        self.params = ledger.genesis.params
+        self.verifier = NodeVerifier()
+        self.inbox: asyncio.Queue[Tick | PeerMessage | SyncedBlock] = asyncio.Queue(INBOX_MAX)
+        self.machine: Machine | None = None
+        self.is_validator = key is not None and key.public_key in ledger.validators(
+            ledger.head.height + 1
+        )
+        self._blocks: dict[bytes, dict[str, Any]] = {}
+        self._executed: dict[bytes, ExecutedBlock] = {}
+        self._proposal_request: ProposalRequest | None = None
+        self._idle = False
+        self._peer_work_seen = False
+        self._restored = False
+        self._last_tick = time.monotonic()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.pending_evidence: dict[bytes, dict[str, Any]] = {}
+        self.stopped = asyncio.Event()
+        self.fatal: str | None = None
+
+    # -- lifecycle ------------------------------------------------------------------
+    def start(self) -> None:
+        if self.is_validator:
+            self._start_machine()
+        self._tasks.append(asyncio.create_task(self._run(), name="driver"))
+        self._tasks.append(asyncio.create_task(self._ticker(), name="ticker"))
+
+    async def stop(self) -> None:
+        """Cancel between events: a commit in progress is one synchronous call, so it
+        always finishes before cancellation lands."""
+        await cancel_all(self._tasks)
+
+    def _start_machine(self) -> None:
+        assert self.key is not None
+        params = Params.from_genesis(self.params)
+        signer = NodeSigner(self.key)
+        next_height = self.ledger.head.height + 1
+        validators = self.ledger.validators(next_height)
+        raw = self.ledger.store.get(WAL_KEY)
+        record = decode(raw, max_size=1 << 26) if raw is not None else None
+        chain = self.ledger.chain_id
+        if record is not None and record.get("height") == next_height:
+            self.machine = Machine.restore(record, chain, signer, self.verifier, validators, params)
+            log.info("resumed consensus at height %d from the persisted state", next_height)
+        else:
+            self.machine = Machine(chain, signer, self.verifier, next_height, validators, params)
+        self._idle = True
+        self._restored = record is not None and record.get("height") == next_height
+
+    # -- inputs ---------------------------------------------------------------------
+    def deliver(self, sender: bytes, msg: dict[str, Any]) -> bool:
+        """Queue a peer's message; False when the inbox is full (the API answers 503)."""
+        try:
+            self.inbox.put_nowait(PeerMessage(sender, msg))
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    def deliver_blocks(self, items: list[tuple[Any, Any]], source: str) -> None:
+        for block, cert in items:
+            self.inbox.put_nowait(SyncedBlock(block, cert, source))
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_ms / 1000)
+            if self.inbox.empty():
+                with contextlib.suppress(asyncio.QueueFull):
+                    self.inbox.put_nowait(Tick())
+
+    async def _run(self) -> None:
+        if self.machine is not None and self._restored:
+            self._idle = False
+            self._process(self.machine.start())
+        while True:
+            event = await self.inbox.get()
+            try:
+                self._handle(event)
+            except StoreError as exc:
+                # The store failed or is corrupt: continuing could only make it worse.
+                # /healthz turns unhealthy.
+                log.error("consensus driver stopped: %s", exc)
+                self.fatal = str(exc)
+                self.stopped.set()
+                return
+            except Exception:  # a bug reached by one event must not halt the node
+                # Commits are single atomic batches, so nothing is half-written; the
+                # event is dropped and counted, and consensus recovers by rebroadcast.
+                log.exception("dropped an event the driver could not handle: %r", event)
+                self.metrics.inc("almoner_driver_errors_total")
+
+    def _handle(self, event: Tick | PeerMessage | SyncedBlock) -> None:
+        if isinstance(event, PeerMessage):
+            self._on_peer_message(event)
+        elif isinstance(event, SyncedBlock):
+            self._on_synced_block(event)
+        now = time.monotonic()
+        elapsed = int((now - self._last_tick) * 1000)
+        if self.machine is not None:
+            if elapsed > 0:
+                self._last_tick = now
+                if not self._idle:
+                    self._process(self.machine.tick(elapsed))
+            self._maybe_start_height()
+            self._maybe_propose()
+
+    def _on_peer_message(self, event: PeerMessage) -> None:
+        msg = event.msg
+        if msg["type"] == "txs":
+            for raw in msg.get("txs") or []:
+                if isinstance(raw, bytes):
+                    with contextlib.suppress(ProtocolError):
+                        self.mempool.add(raw)
+            return
+        if self.machine is None:
+            return
+        body = msg.get(msg["type"])
+        try:
+            parsed = parse_message(body if isinstance(body, dict) else {})
+        except MessageError:
+            self.metrics.inc("almoner_p2p_dropped_total", reason="malformed")
+            return
+        if self._idle and parsed.height == self.ledger.head.height + 1:
+            self._peer_work_seen = True  # a peer started the next height: there is work
+        if isinstance(parsed, Proposal):
+            block = msg.get("block")
+            if not self._keep_block(parsed, block):
+                self.metrics.inc("almoner_p2p_dropped_total", reason="block_mismatch")
+                return
+        self._process(self.machine.step(parsed))
+
+    def _keep_block(self, proposal: Proposal, block: Any) -> bool:
+        if proposal.height < self.ledger.head.height + 1:
+            return True  # old: the machine drops it; no need to hold its block
+        if proposal.block_hash in self._blocks:
+            return True
+        if not isinstance(block, dict) or not isinstance(block.get("header"), dict):
+            return False
+        try:
+            if block_hash(block["header"]) != proposal.block_hash:
+                return False
+        except AlmonerError:
+            return False
+        if len(self._blocks) >= MAX_BLOCKS_KEPT:
+            self._blocks.pop(next(iter(self._blocks)))
+        self._blocks[proposal.block_hash] = block
+        return True
+
+    # -- the Ready loop -------------------------------------------------------------
+    def _process(self, first: Ready) -> None:
+        assert self.machine is not None
+        queue = deque([first])
+        while queue:
+            ready = queue.popleft()
+            if ready.persist is not None:
+                self.ledger.store.write({WAL_KEY: encode(ready.persist)}, sync=True)
+            for out in ready.send:
+                wire = self._wire(out.message)
+                if wire is None:
+                    continue
+                if out.to is None:
+                    self.transport.broadcast(wire)
+                else:
+                    self.transport.send_to(out.to, wire)
+            for found in ready.evidence:
+                self._on_evidence(found)
+            for request in ready.requests:
+                if isinstance(request, ProposalRequest):
+                    self._proposal_request = request
+                elif isinstance(request, ValidityRequest):
+                    valid = self._validate(request.height, request.block_hash)
+                    queue.append(
+                        self.machine.on_validity(request.height, request.block_hash, valid)
+                    )
+            for decision in ready.decided:
+                self._commit_decision(decision)
+            for reason in ready.dropped:
+                self.metrics.inc("almoner_consensus_dropped_total", reason=reason.split(":")[0])
+
+    def _wire(self, message: Proposal | Vote) -> dict[str, Any] | None:
+        if isinstance(message, Vote):
+            self.metrics.inc("almoner_consensus_sent_total", kind=message.kind)
+            return {"type": "vote", "vote": message.to_map()}
+        block = self._blocks.get(message.block_hash)
+        if block is None:
+            log.warning("no block for own proposal %s", message.block_hash.hex())
+            return None
+        self.metrics.inc("almoner_consensus_sent_total", kind="proposal")
+        return {"type": "proposal", "proposal": message.to_map(), "block": block}
+
+    # -- application answers --------------------------------------------------------
+    def _heartbeat_due(self) -> bool:
+        return wall_ms() - self.ledger.head.time >= self.params["heartbeat_ms"]
+
+    def _maybe_start_height(self) -> None:
+        if not self._idle or self.machine is None:
+            return
+        if not (len(self.mempool) or self._peer_work_seen or self._heartbeat_due()):
+            return
+        self._idle = False
+        self._peer_work_seen = False
+        height = self.ledger.head.height + 1
+        if self.machine.height < height:
+            self._process(self.machine.start_height(height, self.ledger.validators(height)))
+        else:
+            self._process(self.machine.start())
+
+    def _maybe_propose(self) -> None:
+        request, machine = self._proposal_request, self.machine
+        if request is None or machine is None:
+            return
+        if request.height != machine.height or request.round != machine.round:
+            self._proposal_request = None
+            return
+        if request.height != self.ledger.head.height + 1:
+            return
+        heartbeat = self._heartbeat_due()
+        if not len(self.mempool) and not heartbeat:
+            return
+        assert self.key is not None
+        executed = self.ledger.build_block(
+            self.mempool.candidates(),
+            time_ms=max(wall_ms(), self.ledger.head.time + 1),
+            proposer=self.key.public_key,
+            max_txs=self.params["max_block_txs"],
+            max_bytes=self.params["max_block_bytes"],
+            verified=self.mempool.verified_ids(),
+        )
+        if executed.rejected:
+            self.mempool.on_commit((), [tid for tid, _ in executed.rejected])
+        if not executed.tx_ids and not heartbeat:
+            return
+        self._proposal_request = None
+        self._blocks[executed.block_hash] = executed.block
+        self._executed[executed.block_hash] = executed
+        self._process(machine.propose_value(request.height, request.round, executed.block_hash))
+
+    def _validate(self, height: int, hash_: bytes) -> bool:
+        if hash_ in self._executed:
+            return True
+        block = self._blocks.get(hash_)
+        if block is None or height != self.ledger.head.height + 1:
+            return False
+        if block["header"].get("time", 0) > wall_ms() + MAX_FUTURE_SKEW_MS:
+            return False
+        try:
+            executed = self.ledger.execute_block(block, verified=self.mempool.verified_ids())
+        except BlockError as exc:
+            log.warning("refusing block %s at height %d: %s", hash_.hex()[:16], height, exc)
+            self.metrics.inc("almoner_blocks_refused_total", rule=exc.rule)
+            return False
+        self._executed[hash_] = executed
+        return True
+
+    def _commit_decision(self, decision: Decision) -> None:
+        executed = self._executed.get(decision.block_hash)
+        if executed is None and self._validate(decision.height, decision.block_hash):
+            executed = self._executed[decision.block_hash]
+        if executed is None:
+            # We never saw the block: catch-up fetches it with its certificate.
+            log.info("decided height %d without its block; waiting for catch-up", decision.height)
+            return
+        self._commit(executed, decision.certificate.to_map())
+
+    def _commit(self, executed: ExecutedBlock, cert: dict[str, Any]) -> None:
+        started = time.monotonic()
+        try:
+            self.ledger.commit(executed, cert)
+        except BlockError as exc:  # executed against a head that has moved on: stale
+            log.warning("not committing block %d: %s", executed.height, exc)
+            self._executed.pop(executed.block_hash, None)
+            return
+        self.mempool.on_commit(executed.tx_ids)
+        self.notifier.committed(executed.tx_ids)
+        self.metrics.inc("almoner_txs_committed_total", len(executed.tx_ids))
+        self.metrics.inc("almoner_blocks_committed_total")
+        self.metrics.observe("almoner_commit_seconds", time.monotonic() - started)
+        # Keep blocks proposed for later heights: a proposal for the next height often
+        # arrives before this commit, and dropping its block would cost a whole round.
+        # Executions are against the old head, so none of them stays valid.
+        self._blocks = {h: b for h, b in self._blocks.items() if _height_of(b) > executed.height}
+        self._executed.clear()
+        self._proposal_request = None
+        self._idle = True
+        self._peer_work_seen = False
+
+    def _on_synced_block(self, event: SyncedBlock) -> None:
+        header = event.block.get("header") if isinstance(event.block, dict) else None
+        if not isinstance(header, dict) or header.get("height") != self.ledger.head.height + 1:
+            return  # already have it, or not next: the syncer asks again from our head
+        try:
+            executed = check_certified_block(self.ledger, event.block, event.cert, self.verifier)
+        except BlockError as exc:
+            log.warning("catch-up block from %s refused: %s (%s)", event.source, exc, exc.rule)
+            self.metrics.inc("almoner_sync_refused_total", rule=exc.rule)
+            return
+        self._commit(executed, event.cert)
+        self.metrics.inc("almoner_sync_blocks_total")
+        if self.machine is not None and self.machine.height <= self.ledger.head.height:
+            self._idle = True
+
+    # -- evidence -------------------------------------------------------------------
+    def _on_evidence(self, found: EvidenceFound) -> None:
+        first, second = found.first, found.second
+        key = (
+            first.validator
+            + schema.u64(first.height)
+            + schema.u64(first.round)
+            + first.kind.encode()
+        )
+        if key in self.pending_evidence:
+            return
+        record = {
+            "validator": first.validator,
+            "height": first.height,
+            "round": first.round,
+            "kind": first.kind,
+            "votes": [first.to_map(), second.to_map()],
+        }
+        self.pending_evidence[key] = record
+        self.metrics.inc("almoner_evidence_total")
+        log.warning(
+            "equivocation by %s at height %d round %d",
+            first.validator.hex(),
+            first.height,
+            first.round,
+        )
+        if self.key is None:
+            return
+        tx = make_tx(
+            self.ledger.chain_id,
+            "evidence.submit",
+            self.key,
+            {"votes": record["votes"]},
+            nonce=wall_ms(),
+        )
+        try:
+            self.mempool.add(encode_tx(tx))
+        except ProtocolError as exc:
+            log.info("evidence tx not admitted: %s", exc.code)
+        else:
+            self.transport.broadcast({"type": "txs", "txs": [encode_tx(tx)]})
+
+    # -- status ---------------------------------------------------------------------
+    @property
+    def round(self) -> int:
+        return self.machine.round if self.machine is not None else 0

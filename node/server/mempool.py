@@ -1,0 +1,132 @@
+"""Pending transactions: admitted once, checked against the pending state, bounded.
+
+Admission runs the whole contract against the committed state plus every tx already
+pending, so a platform learns about an overdraft when it submits, not minutes later.
+Each signature is verified once: the ids of admitted txs are handed to the block
+builder as already verified. After each commit the pending state is rebuilt from the
+new head, and txs that no longer apply (a conflicting tx won the race) are dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, KeysView
+from dataclasses import dataclass
+
+from almoner.node.chain.codec import H
+from almoner.node.chain.contract.engine import check_and_apply
+from almoner.node.chain.ledger import Ledger
+from almoner.node.chain.store import Overlay
+from almoner.node.chain.tx import MAX_TX_BYTES
+from almoner.node.errors import CodecError, ProtocolError
+
+# The pending overlay keeps committed txs' keys until it is rebuilt; bound that.
+REBUILD_AFTER_KEYS = 500_000
+
+
+@dataclass(frozen=True)
+class Admission:
+    tx_id: bytes
+    status: str  # "pending" (new or already pending) or "committed"
+
+
+class Mempool:
+    def __init__(self, ledger: Ledger, max_txs: int, max_bytes: int) -> None:
+        self.ledger = ledger
+        self.max_txs = max_txs
+        self.max_bytes = max_bytes
+        self._pending: dict[bytes, bytes] = {}
+        self._bytes = 0
+        self._state = Overlay(ledger.store)
+        self.rejected_total = 0
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def __contains__(self, tx_id: bytes) -> bool:
+        return tx_id in self._pending
+
+    def get(self, tx_id: bytes) -> bytes | None:
+        return self._pending.get(tx_id)
+
+    def add(self, raw: bytes) -> Admission:
+        """Admit one tx or raise ProtocolError (its code is the API's answer)."""
+        if len(raw) > MAX_TX_BYTES:
+            raise CodecError(
+                "too_large",
+                f"tx is {len(raw)} bytes, over the {MAX_TX_BYTES}-byte limit",
+                {"size": len(raw), "limit": MAX_TX_BYTES},
+            )
+        tx_id = H(raw)
+        if tx_id in self._pending:
+            return Admission(tx_id, "pending")
+        if self.ledger.tx_location(tx_id) is not None:
+            return Admission(tx_id, "committed")
+        if len(self._pending) >= self.max_txs or self._bytes + len(raw) > self.max_bytes:
+            raise ProtocolError(
+                "busy",
+                "the mempool is full; retry later",
+                {"pending": len(self._pending), "retry_after_s": 1},
+            )
+        try:
+            check_and_apply(
+                self._state,
+                raw,
+                self.ledger.head.height + 1,
+                len(self._pending),
+                self.ledger.chain_id,
+            )
+        except ProtocolError:
+            self.rejected_total += 1
+            raise
+        self._pending[tx_id] = raw
+        self._bytes += len(raw)
+        return Admission(tx_id, "pending")
+
+    def candidates(self) -> list[bytes]:
+        """Pending txs in admission order: the order the pending state was built in."""
+        return list(self._pending.values())
+
+    def verified_ids(self) -> KeysView[bytes]:
+        """Ids whose signature admission checked: a live view, not a copy per block."""
+        return self._pending.keys()
+
+    def on_commit(self, committed: Iterable[bytes], dropped: Iterable[bytes] = ()) -> list[bytes]:
+        """Forget committed (and explicitly dropped) txs and bring the pending state up to date.
+
+        When every committed tx was pending here (the usual case: txs are gossiped to all
+        validators), the pending state already holds their effects and the rest's, so it
+        stays as it is: the store now has the committed part, the overlay the remainder.
+        Otherwise (a block with txs this node never saw, or txs dropped as invalid) it is
+        rebuilt from the new head and txs that no longer apply are dropped and returned.
+        """
+        committed = list(committed)
+        dropped = list(dropped)
+        all_known = all(tx_id in self._pending for tx_id in committed)
+        for tx_id in (*committed, *dropped):
+            raw = self._pending.pop(tx_id, None)
+            if raw is not None:
+                self._bytes -= len(raw)
+        if all_known and not dropped and len(self._state) < REBUILD_AFTER_KEYS:
+            if not self._pending:
+                self._state = Overlay(self.ledger.store)
+            return []
+        return self._rebuild()
+
+    def _rebuild(self) -> list[bytes]:
+        self._state = Overlay(self.ledger.store)
+        invalid: list[bytes] = []
+        height = self.ledger.head.height + 1
+        for index, (tx_id, raw) in enumerate(list(self._pending.items())):
+            try:
+                check_and_apply(
+                    self._state, raw, height, index, self.ledger.chain_id, verify_signature=False
+                )
+            except ProtocolError:
+                invalid.append(tx_id)
+        for tx_id in invalid:
+            self._bytes -= len(self._pending.pop(tx_id))
+        return invalid
