@@ -18,7 +18,6 @@ PROPOSAL_TAG = b"almoner/proposal/1"
 VOTE_TAG = b"almoner/vote/1"
 HEADER_TAG = b"almoner/header/1"
 # Not in PROTOCOL.md: validator-to-validator envelopes (docs/protocol.md, "p2p").
-P2P_TAG = b"almoner/p2p/1"
 
 
 def sign_bytes(tag: bytes, obj: dict[str, Any]) -> bytes:
@@ -78,10 +77,6 @@ def proposal_sign_bytes(proposal: dict[str, Any]) -> bytes:
 
 def vote_sign_bytes(vote: dict[str, Any]) -> bytes:
     return sign_bytes(VOTE_TAG, vote)
-
-
-def p2p_sign_bytes(envelope: dict[str, Any]) -> bytes:
-    return sign_bytes(P2P_TAG, envelope)
 
 
 def block_hash(header: dict[str, Any]) -> bytes:

@@ -7,7 +7,6 @@ the code; no input can produce a 500, commit anything, or stop the node.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -33,7 +32,6 @@ from almoner.node.chain.views import (
     trace_view,
 )
 from almoner.node.errors import CodecError, ProtocolError, invalid_field
-from almoner.node.server.p2p import P2PError, open_envelope
 
 if TYPE_CHECKING:
     from almoner.node.server.app import NodeRuntime
@@ -274,23 +272,5 @@ def create_app(rt: NodeRuntime) -> FastAPI:
     @app.get("/metrics")
     async def metrics() -> Response:
         return PlainTextResponse(rt.metrics.render(), media_type="text/plain; version=0.0.4")
-
-    # -- validators -----------------------------------------------------------------
-    @app.post("/v1/p2p/messages")
-    async def p2p(request: Request) -> Response:
-        body = await read_body(request, rt.config.max_body_bytes)
-        validators = frozenset(rt.ledger.validators(rt.ledger.head.height + 1))
-        try:
-            envelope = open_envelope(body, rt.ledger.chain_id, validators, rt.config.max_body_bytes)
-        except P2PError as exc:
-            rt.metrics.inc("almoner_p2p_refused_total", code=exc.code)
-            return http_error(exc.status, exc.code, exc.message)
-        if rt.driver is None:
-            return http_error(403, "not_a_validator", "this node takes no consensus traffic")
-        accepted = sum(rt.driver.deliver(envelope.sender, msg) for msg in envelope.msgs)
-        if accepted < len(envelope.msgs):
-            raise ProtocolError("busy", "consensus inbox full", {"accepted": accepted})
-        await asyncio.sleep(0)
-        return JSONResponse({"accepted": accepted}, status_code=202)
 
     return app

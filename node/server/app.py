@@ -32,6 +32,7 @@ from almoner.node.chain.store import LevelStore
 from almoner.node.errors import AlmonerError
 from almoner.node.server.api import create_app
 from almoner.node.server.catchup import fetch_blocks, fetch_height
+from almoner.node.server.channel import ChannelServer
 from almoner.node.server.config import NodeConfig
 from almoner.node.server.driver import Driver
 from almoner.node.server.mempool import Mempool
@@ -60,6 +61,7 @@ class NodeRuntime:
     client: httpx.AsyncClient | None = None
     transport: Transport | None = None
     driver: Driver | None = None
+    channel: ChannelServer | None = None
     node_id: str = ""
     _ahead_since: float | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -78,6 +80,8 @@ class NodeRuntime:
             timeout=httpx.Timeout(10.0, connect=2.0),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         )
+        if self.key is not None:
+            await self._open_channel(self.key)
         self.transport = Transport(self.ledger.chain_id, self.peers, self.key, self.client)
         self.transport.start()
         self.driver = Driver(
@@ -99,10 +103,27 @@ class NodeRuntime:
             "validator" if self.driver.is_validator else "observer",
         )
 
+    async def _open_channel(self, key: KeyPair) -> None:
+        def deliver(sender: bytes, msgs: list[dict[str, Any]]) -> int:
+            return sum(self.driver.deliver(sender, m) for m in msgs) if self.driver else 0
+
+        self.channel = ChannelServer(
+            key,
+            self.ledger.chain_id,
+            lambda: frozenset(self.ledger.validators(self.ledger.head.height + 1)),
+            deliver,
+            lambda: self.driver.inbox.qsize() if self.driver else 0,
+            self.metrics,
+            self.config.max_body_bytes,
+        )
+        await self.channel.start(*self.config.p2p_address)
+
     async def stop(self) -> None:
         await cancel_all(self._tasks)
         if self.driver is not None:
             await self.driver.stop()
+        if self.channel is not None:
+            await self.channel.stop()
         if self.transport is not None:
             await self.transport.stop()
         if self.client is not None:
@@ -200,6 +221,7 @@ class NodeRuntime:
             "syncing": self.syncing(),
             "round": self.driver.round if self.driver else 0,
             "mempool": len(self.mempool),
+            "p2p_port": self.channel.port if self.channel else None,
         }
 
 

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from almoner.node.errors import AlmonerError
@@ -34,6 +34,9 @@ class NodeConfig(BaseSettings):
     passphrase_env: str | None = None
     data_dir: Path
     listen: str = "127.0.0.1:8000"
+    # The validators' TLS channel (docs/p2p.md); port 0 picks a free one, which peers
+    # learn from /v1/status. Default: the API's host, a free port.
+    p2p_listen: str | None = None
     # Peers by validator public key (hex) -> base URL; observers list validators here too.
     peers: dict[str, str] = Field(default_factory=dict)
     mempool_max_txs: int = Field(default=50_000, ge=1)
@@ -43,12 +46,15 @@ class NodeConfig(BaseSettings):
     wait_commit_timeout_ms: int = Field(default=10_000, ge=1)
     log_level: str = "info"
 
-    @field_validator("listen")
+    @field_validator("listen", "p2p_listen")
     @classmethod
-    def _listen(cls, value: str) -> str:
+    def _listen(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
         host, _, port = value.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("listen must be HOST:PORT")
+        lowest = 0 if info.field_name == "p2p_listen" else 1  # p2p: 0 picks a free port
+        if not host or not port.isdigit() or not lowest <= int(port) < 65536:
+            raise ValueError(f"{info.field_name} must be HOST:PORT")
         return value
 
     @field_validator("peers")
@@ -72,6 +78,13 @@ class NodeConfig(BaseSettings):
     @property
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
+
+    @property
+    def p2p_address(self) -> tuple[str, int]:
+        if self.p2p_listen is None:
+            return self.host, 0
+        host, _, port = self.p2p_listen.rpartition(":")
+        return host, int(port)
 
     @classmethod
     def settings_customise_sources(

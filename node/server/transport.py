@@ -1,29 +1,38 @@
-"""Outbound traffic to peers: one bounded queue and one worker per peer.
+"""Outbound traffic to peers: one bounded queue, one worker and one stream per peer.
 
 A peer that is down or slow only fills its own queue (oldest messages are dropped; the
-consensus machine re-broadcasts what matters), so it never blocks the others. Each
-worker drains its queue into one signed envelope per POST over a persistent httpx
-connection, retrying a failed POST with capped exponential backoff.
+consensus machine re-broadcasts what matters), so it never blocks the others. A
+validator's worker keeps one TLS channel open to each peer (channel.py) and writes
+whatever is queued for that peer as one frame: under load many votes and txs share one
+write and one TLS record, and nothing is re-encoded per peer (a message is encoded once
+when it is broadcast). A broken channel is re-dialled with capped exponential backoff and
+the unsent frame is tried again. Where to dial is learnt from the peer's public
+`/v1/status` (`p2p_port`, at the host of its configured URL); a wrong answer there costs
+nothing but a failed handshake, since the channel is pinned to the peer's genesis key.
+
+Observers hold no validator key: they forward txs to the validators' public
+`/v1/txs/batch` over HTTP instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from almoner.node.chain.codec import array_header, encode
 from almoner.node.chain.crypto import KeyPair
-from almoner.node.server.p2p import seal
+from almoner.node.server.channel import ChannelError, dial, frame, tls_context
+from almoner.node.server.p2p import MAX_FRAME_MSGS
 from almoner.node.server.tasks import cancel_all
 
 log = logging.getLogger("almoner.transport")
 
-P2P_PATH = "/v1/p2p/messages"
-BATCH_MAX_MSGS = 512
 BATCH_MAX_BYTES = 8 * 1024 * 1024
 QUEUE_MAX = 20_000
 BACKOFF_START_S = 0.05
@@ -42,15 +51,13 @@ class PeerState:
     dropped: int = 0
     failures: int = 0
     last_error: str = ""
-    queue: asyncio.Queue[tuple[dict[str, Any], int]] = field(
+    queue: asyncio.Queue[tuple[dict[str, Any], bytes]] = field(
         default_factory=lambda: asyncio.Queue(QUEUE_MAX)
     )
+    writer: asyncio.StreamWriter | None = None
 
 
 class Transport:
-    """Validators send envelopes to /v1/p2p/messages; observers forward txs to the public
-    /v1/txs/batch of the validators (they hold no validator key to sign envelopes with)."""
-
     def __init__(
         self,
         chain: str,
@@ -62,55 +69,109 @@ class Transport:
         self.key = key
         self.client = client
         self.peers = {pk: PeerState(url.rstrip("/")) for pk, url in peers.items()}
+        self.context: ssl.SSLContext | None = (
+            tls_context(key, chain, server=False) if key is not None else None
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         for pubkey, peer in self.peers.items():
             self._tasks.append(
-                asyncio.create_task(self._worker(peer), name=f"peer-{pubkey.hex()[:8]}")
+                asyncio.create_task(self._worker(pubkey, peer), name=f"peer-{pubkey.hex()[:8]}")
             )
 
     async def stop(self) -> None:
         await cancel_all(self._tasks)
+        for peer in self.peers.values():
+            self._hang_up(peer)
 
     def broadcast(self, msg: dict[str, Any]) -> None:
-        size = len(encode(msg)) if msg.get("type") != "vote" else 200
+        if self.key is None and msg.get("type") != "txs":
+            return
+        raw = encode(msg) if self.key is not None else b""
         for peer in self.peers.values():
-            self._enqueue(peer, msg, size)
+            self._enqueue(peer, msg, raw)
 
     def send_to(self, pubkey: bytes, msg: dict[str, Any]) -> None:
         peer = self.peers.get(pubkey)
-        if peer is not None:
-            self._enqueue(peer, msg, len(encode(msg)))
+        if peer is not None and self.key is not None:
+            self._enqueue(peer, msg, encode(msg))
 
-    def _enqueue(self, peer: PeerState, msg: dict[str, Any], size: int) -> None:
-        if self.key is None and msg.get("type") != "txs":
-            return
+    def _enqueue(self, peer: PeerState, msg: dict[str, Any], raw: bytes) -> None:
         if peer.queue.full():
             peer.queue.get_nowait()
             peer.dropped += 1
-        peer.queue.put_nowait((msg, size))
+        peer.queue.put_nowait((msg, raw))
 
-    async def _worker(self, peer: PeerState) -> None:
+    async def _next_batch(self, peer: PeerState) -> list[tuple[dict[str, Any], bytes]]:
+        batch = [await peer.queue.get()]
+        size = len(batch[0][1])
+        while not peer.queue.empty() and len(batch) < MAX_FRAME_MSGS and size < BATCH_MAX_BYTES:
+            item = peer.queue.get_nowait()
+            batch.append(item)
+            size += len(item[1])
+        return batch
+
+    async def _worker(self, pubkey: bytes, peer: PeerState) -> None:
         while True:
-            first = await peer.queue.get()
-            batch, size = [first[0]], first[1]
-            while not peer.queue.empty() and len(batch) < BATCH_MAX_MSGS and size < BATCH_MAX_BYTES:
-                msg, msg_size = peer.queue.get_nowait()
-                batch.append(msg)
-                size += msg_size
+            batch = await self._next_batch(peer)
             try:
-                await self._deliver(peer, batch)
+                if self.key is not None:
+                    sent = await self._send_frame(pubkey, peer, frame([raw for _, raw in batch]))
+                else:
+                    sent = await self._forward_txs(
+                        peer, [t for msg, _ in batch for t in msg["txs"]]
+                    )
             except Exception:  # one bad batch must not silence this peer for good
                 log.exception("dropped a batch of %d messages to %s", len(batch), peer.url)
+                sent = False
+            if sent:
+                peer.sent += len(batch)
+            else:
                 peer.dropped += len(batch)
 
-    async def _deliver(self, peer: PeerState, batch: list[dict[str, Any]]) -> None:
-        if self.key is not None:
-            url, body = peer.url + P2P_PATH, seal(self.key, self.chain, batch)
-        else:
-            txs = [raw for msg in batch for raw in msg["txs"]]
-            url, body = peer.url + "/v1/txs/batch", array_header(len(txs)) + b"".join(txs)
+    # -- validators: the TLS channel -----------------------------------------------
+    async def _send_frame(self, pubkey: bytes, peer: PeerState, data: bytes) -> bool:
+        """Write one frame, re-dialling as needed; False once the peer has been away so
+        long that its queue filled up behind this frame (it is stale by then)."""
+        delay = BACKOFF_START_S
+        while True:
+            try:
+                writer = peer.writer
+                if writer is None or writer.is_closing():
+                    writer = await self._connect(pubkey, peer)
+                writer.write(data)
+                await writer.drain()
+                return True
+            except (OSError, ssl.SSLError, TimeoutError, ChannelError, httpx.HTTPError) as exc:
+                self._hang_up(peer)
+                peer.failures += 1
+                peer.last_error = f"{type(exc).__name__}: {exc}"
+            await asyncio.sleep(delay)  # keep the frame; consensus needs the newest state
+            delay = min(delay * 2, BACKOFF_MAX_S)
+            if peer.queue.full():
+                return False
+
+    async def _connect(self, pubkey: bytes, peer: PeerState) -> asyncio.StreamWriter:
+        assert self.context is not None
+        status = await self.client.get(f"{peer.url}/v1/status")
+        port = status.json().get("p2p_port") if status.status_code == 200 else None
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+            raise ChannelError(503, "no_channel", f"{peer.url} offers no p2p channel")
+        host = urlsplit(peer.url).hostname or "127.0.0.1"
+        _, writer = await dial(host, port, self.context, pubkey)
+        peer.writer = writer
+        log.info("p2p channel to %s (%s:%d) open", pubkey.hex()[:16], host, port)
+        return writer
+
+    def _hang_up(self, peer: PeerState) -> None:
+        if peer.writer is not None:
+            peer.writer.close()
+            peer.writer = None
+
+    # -- observers: HTTP to the public API ------------------------------------------
+    async def _forward_txs(self, peer: PeerState, txs: list[bytes]) -> bool:
+        url, body = peer.url + "/v1/txs/batch", array_header(len(txs)) + b"".join(txs)
         delay = BACKOFF_START_S
         for attempt in range(SEND_ATTEMPTS):
             try:
@@ -124,14 +185,13 @@ class Transport:
             else:
                 if response.status_code < 500:
                     peer.up = True
-                    peer.sent += len(batch)
                     if response.status_code >= 400:
                         peer.last_error = f"HTTP {response.status_code}: {response.text[:200]}"
                         log.warning("peer %s refused a batch: %s", peer.url, peer.last_error)
-                    return
+                    return True
                 peer.failures += 1
                 peer.last_error = f"HTTP {response.status_code}"
             if attempt + 1 < SEND_ATTEMPTS:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)
-        peer.dropped += len(batch)
+        return False

@@ -13,8 +13,8 @@ from almoner.cli.main import cli
 from almoner.consensus import Vote
 from almoner.node.chain.codec import H
 from almoner.node.chain.consensus_crypto import NodeSigner
-from almoner.node.server.p2p import seal
 from tests.cluster.harness import running_cluster, wait_until
+from tests.p2p_peer import send_msgs
 
 HEARTBEAT_MS = 1500
 
@@ -48,11 +48,10 @@ def test_equivocation_becomes_committed_evidence(tmp_path: Path) -> None:
             for _ in range(2)
         ]
         msgs = [{"type": "vote", "vote": v.to_map()} for v in votes]
-        body = seal(culprit, c.chain_id, msgs)
         for name in ("validator-0", "validator-1"):
-            response = httpx.post(f"{c.url(name)}/v1/p2p/messages", content=body,
-                                  headers={"content-type": "application/msgpack"})  # fmt: skip
-            assert response.status_code == 202
+            # As the culprit, on its own channel (this replaces the running validator-3's
+            # stream until it reconnects); the committed evidence below shows it was read.
+            send_msgs(c.url(name), c.key(name).public_key, culprit, c.chain_id, msgs)
 
         def committed() -> list[dict[str, object]]:
             evidence = httpx.get(f"{c.url('validator-2')}/v1/evidence").json()

@@ -1,0 +1,431 @@
+"""Almoner vs etcd under the same client load, side by side, in one run.
+
+    python bench/vs_etcd.py [--connections 8,64,256] [--seconds 10]
+
+What a platform does: one `POST /v1/txs?wait=commit` per donation, many connections at
+once, each body a unique signed `donation.record`. wrk drives a 4-validator devnet
+(validator-0) and a 3-member etcd cluster on loopback (the same bytes, base64 in a JSON
+put to the leader's `/v3/kv/put`), at each connection count in turn. Printed: committed/s,
+p50/p99, the CPU both systems used (cores, from /proc), the ratio Almoner/etcd, and a check
+that every acknowledged tx was committed (the head's `log_size` grows by at least the 2xx
+answers). Also the batched mode (`/v1/txs/batch`, 500 txs a request) and this machine's
+signature ceiling (Ed25519 verifies/s x cores / validators: every validator verifies every
+tx). Installs nothing: wrk comes from Debian `wrk`, etcd from `etcd-server` (both
+`apt-get install -y wrk etcd-server`); a missing one is reported and its side skipped.
+Asserts nothing; every run is bounded by --seconds per phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import nacl.signing
+
+from almoner.node.chain.codec import H, array_header
+from almoner.node.chain.crypto import KeyPair
+from almoner.node.chain.tx import encode_tx, make_tx
+from almoner.node.devnet.network import NodeProcesses, create_devnet
+
+ETCD_MEMBERS = 3
+BATCH = 500
+MSGPACK = {"content-type": "application/msgpack"}
+
+# wrk sends body i of its thread's slice to each request in turn; bodies are hex lines.
+WRK_SCRIPT = r"""
+local bodies, index, counter = {}, 0, 0
+local threads = {}
+function setup(thread)
+  counter = counter + 1
+  thread:set("id", counter)
+  table.insert(threads, thread)
+end
+function init(args)
+  local path, nthreads = args[1], tonumber(args[2])
+  local n = 0
+  for line in io.lines(path) do
+    if n % nthreads == id - 1 then
+      table.insert(bodies, (line:gsub("..", function(cc) return string.char(tonumber(cc, 16)) end)))
+    end
+    n = n + 1
+  end
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = args[3]
+end
+function request()
+  index = index + 1
+  if index > #bodies then index = 1 end
+  return wrk.format(nil, nil, nil, bodies[index])
+end
+"""
+
+
+@dataclass
+class Run:
+    requests: int
+    non_2xx: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    cores: float
+    committed: int = 0
+
+    @property
+    def ok(self) -> int:
+        return self.requests - self.non_2xx
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.seconds if self.seconds else 0.0
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of these processes and their threads, in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def parse_wrk(out: str) -> tuple[int, int, float, float, float]:
+    def ms(value: str) -> float:
+        number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()  # type: ignore[union-attr]
+        return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+    requests = int(re.search(r"(\d+) requests in ([\d.]+)(\w+)", out).group(1))  # type: ignore[union-attr]
+    non = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    failed = int(non.group(1)) if non else 0
+    if errors:
+        failed += int(errors.group(4))
+    p50 = ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    duration = float(re.search(r"requests in ([\d.]+)s", out).group(1))  # type: ignore[union-attr]
+    return requests, failed, duration, p50, p99
+
+
+def run_wrk(
+    url: str, bodies: Path, content_type: str, conns: int, seconds: int, pids: list[int]
+) -> Run:
+    threads = min(2, conns)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT)
+    try:
+        cpu_before, started = cpu_seconds(pids), time.perf_counter()
+        out = subprocess.run(
+            [
+                "wrk",
+                "-t",
+                str(threads),
+                "-c",
+                str(conns),
+                "-d",
+                f"{seconds}s",
+                "--latency",
+                "--timeout",
+                "30s",
+                "-s",
+                script.name,
+                url,
+                "--",
+                str(bodies),
+                str(threads),
+                content_type,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=True,
+        ).stdout
+        wall = time.perf_counter() - started
+        cores = (cpu_seconds(pids) - cpu_before) / wall
+    finally:
+        os.unlink(script.name)
+    requests, failed, duration, p50, p99 = parse_wrk(out)
+    return Run(requests, failed, duration, p50, p99, cores)
+
+
+# -- Almoner ---------------------------------------------------------------------------
+def donation(chain: str, key: KeyPair, charity: bytes, n: int) -> bytes:
+    body = {
+        "donation": f"w{n}",
+        "donor": H(b"%d" % n),
+        "charity": charity,
+        "campaign": None,
+        "amount": 1000 + n % 500,
+        "currency": "CNY",
+        "received_at": 1_700_000_000_000,
+    }
+    return encode_tx(make_tx(chain, "donation.record", key, body, n))
+
+
+def head_log_size(url: str) -> int:
+    head = httpx.get(f"{url}/v1/head", timeout=10)
+    return int(head.json()["header"]["log_size"]) if head.status_code == 200 else 0
+
+
+@contextmanager
+def almoner_devnet(root: Path) -> Iterator[tuple[NodeProcesses, list[str]]]:
+    net = create_devnet(root, base_port=None)
+    procs = NodeProcesses(net)
+    procs.start_all()
+    try:
+        procs.wait_healthy()
+        yield procs, list(net.urls.values())
+    finally:
+        procs.stop_all()
+
+
+def wait_settled(url: str, at_least: int, timeout: float = 30) -> int:
+    """The log size once it reaches `at_least` or stops growing (bounded by timeout)."""
+    deadline, last, still = time.monotonic() + timeout, -1, 0
+    while time.monotonic() < deadline:
+        size = head_log_size(url)
+        if size >= at_least:
+            return size
+        still = still + 1 if size == last else 0
+        if still >= 10:
+            return size
+        last = size
+        time.sleep(0.2)
+    return head_log_size(url)
+
+
+def batched(urls: list[str], txs: list[bytes], pids: list[int]) -> tuple[float, float]:
+    """Committed tx/s and cores when four clients push batches of BATCH to all validators."""
+    start_size = head_log_size(urls[0])
+    cpu_before, started = cpu_seconds(pids), time.perf_counter()
+
+    def pusher(index: int) -> None:
+        mine = txs[index :: len(urls)]
+        with httpx.Client(timeout=60) as http:
+            for start in range(0, len(mine), BATCH):
+                chunk = mine[start : start + BATCH]
+                body = array_header(len(chunk)) + b"".join(chunk)
+                for _ in range(200):
+                    response = http.post(
+                        f"{urls[index]}/v1/txs/batch", content=body, headers=MSGPACK
+                    )
+                    results = response.json().get("results", [])
+                    if response.status_code < 300 and not any(
+                        r.get("status") == "rejected" for r in results
+                    ):
+                        break
+                    time.sleep(0.2)  # mempool full: back off, resubmit (idempotent)
+
+    workers = [threading.Thread(target=pusher, args=(i,)) for i in range(len(urls))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    size = wait_settled(urls[0], start_size + len(txs), timeout=120)
+    wall = time.perf_counter() - started
+    return (size - start_size) / wall, (cpu_seconds(pids) - cpu_before) / wall
+
+
+# -- etcd ------------------------------------------------------------------------------
+@contextmanager
+def etcd_cluster(root: Path) -> Iterator[tuple[list[subprocess.Popen[bytes]], list[str]]]:
+    peers = [(f"m{i}", free_port(), free_port()) for i in range(ETCD_MEMBERS)]
+    initial = ",".join(f"{name}=http://127.0.0.1:{peer}" for name, peer, _ in peers)
+    procs = []
+    try:
+        for name, peer, client in peers:
+            log = open(root / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+            procs.append(
+                subprocess.Popen(
+                    [
+                        "etcd",
+                        "--name",
+                        name,
+                        "--data-dir",
+                        str(root / name),
+                        "--listen-peer-urls",
+                        f"http://127.0.0.1:{peer}",
+                        "--initial-advertise-peer-urls",
+                        f"http://127.0.0.1:{peer}",
+                        "--listen-client-urls",
+                        f"http://127.0.0.1:{client}",
+                        "--advertise-client-urls",
+                        f"http://127.0.0.1:{client}",
+                        "--initial-cluster",
+                        initial,
+                        "--initial-cluster-state",
+                        "new",
+                        "--initial-cluster-token",
+                        "almoner-bench",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+            log.close()
+        urls = [f"http://127.0.0.1:{client}" for _, _, client in peers]
+        yield procs, [etcd_leader(urls)]
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def etcd_leader(urls: list[str], timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for url in urls:
+            try:
+                status = httpx.post(f"{url}/v3/maintenance/status", json={}, timeout=2).json()
+            except (httpx.HTTPError, ValueError):
+                continue
+            if status.get("leader") and status["leader"] == status["header"]["member_id"]:
+                return url
+        time.sleep(0.2)
+    raise SystemExit("etcd elected no leader in time")
+
+
+def etcd_bodies(txs: list[bytes]) -> list[bytes]:
+    return [
+        json.dumps(
+            {"key": base64.b64encode(H(raw)).decode(), "value": base64.b64encode(raw).decode()}
+        ).encode()
+        for raw in txs
+    ]
+
+
+# -- the run ---------------------------------------------------------------------------
+def write_bodies(path: Path, bodies: list[bytes]) -> Path:
+    path.write_text("".join(body.hex() + "\n" for body in bodies))
+    return path
+
+
+def signature_ceiling() -> float:
+    key = nacl.signing.SigningKey.generate()
+    signed = key.sign(b"x" * 300)
+    verify_key, count, started = key.verify_key, 0, time.perf_counter()
+    while time.perf_counter() - started < 1.0:
+        verify_key.verify(signed)
+        count += 1
+    rate = count / (time.perf_counter() - started)
+    return rate * (os.cpu_count() or 1) / 4
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--connections", default="8,64,256")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rate-guess", type=int, default=3000, help="bodies per second made")
+    parser.add_argument("--batched-txs", type=int, default=20_000, help="0 skips the phase")
+    parser.add_argument("--skip-etcd", action="store_true")
+    args = parser.parse_args()
+    conns = [int(c) for c in args.connections.split(",")]
+    have_wrk, have_etcd = shutil.which("wrk"), shutil.which("etcd") and not args.skip_etcd
+    if not have_wrk:
+        raise SystemExit("wrk not found: apt-get install -y wrk")
+    if not have_etcd and not args.skip_etcd:
+        print("etcd not found (apt-get install -y etcd-server): the etcd side is skipped")
+    ceiling = signature_ceiling()
+    print(f"signature ceiling of this machine: {ceiling:,.0f} tx/s "
+          f"(Ed25519 verifies/s x {os.cpu_count()} cores / 4 validators)", flush=True)  # fmt: skip
+    results: dict[tuple[str, int], Run] = {}
+    per_phase = args.rate_guess * args.seconds
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        with almoner_devnet(root / "net") as (procs, urls):
+            devnet = procs.devnet
+            chain = devnet.genesis.chain_id
+            platform, charity = devnet.key("platform-1"), devnet.key("charity-1").public_key
+            total = per_phase * len(conns) + args.batched_txs
+            print(f"signing {total:,} donations …", flush=True)
+            txs = [donation(chain, platform, charity, n) for n in range(total)]
+            pids = [p.pid for p in procs.procs.values()]
+            for i, c in enumerate(conns):
+                phase = txs[i * per_phase : (i + 1) * per_phase]
+                bodies = write_bodies(root / f"almoner-{c}.hex", phase)
+                before = head_log_size(urls[0])
+                run = run_wrk(f"{urls[0]}/v1/txs?wait=commit", bodies, "application/msgpack",
+                              c, args.seconds, pids)  # fmt: skip
+                run.committed = wait_settled(urls[0], before + run.ok) - before
+                results[("almoner", c)] = run
+                if run.requests > len(phase):
+                    print(f"  note: wrk sent {run.requests} requests for {len(phase)} bodies; "
+                          "raise --rate-guess")  # fmt: skip
+                report("almoner", c, run)
+            if args.batched_txs:
+                rate, cores = batched(urls, txs[per_phase * len(conns) :], pids)
+                print(f"almoner batched ({BATCH} txs/request, 4 clients): "
+                      f"{rate:,.0f} committed/s, {cores:.2f} cores", flush=True)  # fmt: skip
+        if have_etcd:
+            (root / "etcd").mkdir()
+            with etcd_cluster(root / "etcd") as (eprocs, (leader,)):
+                pids = [p.pid for p in eprocs]
+                for c in conns:
+                    bodies = write_bodies(root / f"etcd-{c}.hex", etcd_bodies(txs[:per_phase]))
+                    run = run_wrk(f"{leader}/v3/kv/put", bodies, "application/json", c,
+                                  args.seconds, pids)  # fmt: skip
+                    run.committed = run.ok
+                    results[("etcd", c)] = run
+                    report("etcd", c, run)
+    table(results, conns, ceiling)
+
+
+def report(system: str, conns: int, run: Run) -> None:
+    print(
+        f"{system} c={conns}: {run.rate:,.0f}/s ok, p50 {run.p50_ms:.1f} ms, "
+        f"p99 {run.p99_ms:.1f} ms, {run.cores:.2f} cores, {run.non_2xx} non-2xx",
+        flush=True,
+    )
+
+
+def table(results: dict[tuple[str, int], Run], conns: list[int], ceiling: float) -> None:
+    print()
+    print("| system | connections | committed/s | p50 | p99 | CPU used | acked | committed |")
+    print("|---|---|---|---|---|---|---|---|")
+    for c in conns:
+        for system in ("etcd", "almoner"):
+            run = results.get((system, c))
+            if run is not None:
+                print(f"| {system} | {c} | {run.rate:,.0f} | {run.p50_ms:.1f} ms | "
+                      f"{run.p99_ms:.1f} ms | {run.cores:.2f} cores | {run.ok} | "
+                      f"{run.committed} |")  # fmt: skip
+    for c in conns:
+        a, e = results.get(("almoner", c)), results.get(("etcd", c))
+        if a and e and e.rate:
+            print(f"ratio Almoner/etcd at {c} connections: {a.rate / e.rate:.2f}")
+        if a and a.committed < a.ok:
+            print(f"WARNING: at {c} connections {a.ok} acked but log_size grew {a.committed}")
+    print(f"signature ceiling: {ceiling:,.0f} tx/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+"""The p2p channel in-process over real loopback TLS: who may talk, and what a frame may
+hold. Each refusal happens before the sender's bytes are decoded (issue 14, item 5)."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+import pytest
+
+from almoner.node.chain.codec import encode
+from almoner.node.chain.crypto import KeyPair
+from almoner.node.server import channel as channel_module
+from almoner.node.server.channel import ChannelError, ChannelServer, dial, frame, tls_context
+from almoner.node.server.metrics import Metrics
+from almoner.node.server.p2p import MAX_FRAME_MSGS, P2PError, parse_frame
+from tests.p2p_peer import send_frames_async
+
+CHAIN = "almoner-channel-test"
+MAX_FRAME = 64 * 1024
+
+
+class Node:
+    """A listener whose deliveries are recorded; `backlog` stands for the driver inbox."""
+
+    def __init__(self, validators: list[KeyPair]) -> None:
+        self.key = validators[0]
+        self.got: list[tuple[bytes, dict[str, Any]]] = []
+        self.backlog = 0
+        self.metrics = Metrics()
+        self.server = ChannelServer(
+            self.key,
+            CHAIN,
+            lambda: frozenset(v.public_key for v in validators),
+            self._deliver,
+            lambda: self.backlog,
+            self.metrics,
+            MAX_FRAME,
+        )
+
+    def _deliver(self, sender: bytes, msgs: list[dict[str, Any]]) -> int:
+        self.got.extend((sender, m) for m in msgs)
+        return len(msgs)
+
+    def refused(self, code: str) -> float:
+        return self.metrics.counters.get(("almoner_p2p_refused_total", (("code", code),)), 0)
+
+
+def vote(n: int) -> dict[str, Any]:
+    return {"type": "vote", "vote": {"n": n}}
+
+
+def run(test: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(test(), 20))
+
+
+async def serving(validators: list[KeyPair]) -> tuple[Node, int]:
+    node = Node(validators)
+    return node, await node.server.start("127.0.0.1", 0)
+
+
+async def until(check: Any, timeout: float = 5) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def test_a_pinned_validator_streams_frames_over_one_connection() -> None:
+    keys = [KeyPair.generate() for _ in range(3)]
+
+    async def body() -> None:
+        node, port = await serving(keys)
+        sender = keys[1]
+        _, writer = await dial(
+            "127.0.0.1", port, tls_context(sender, CHAIN, False), node.key.public_key
+        )
+        for start in (0, 3):
+            writer.write(frame([encode(vote(n)) for n in range(start, start + 3)]))
+        await writer.drain()
+        await until(lambda: len(node.got) == 6)
+        assert node.got == [(sender.public_key, vote(n)) for n in range(6)]
+        writer.close()
+        await node.server.stop()
+
+    run(body)
+
+
+def test_a_validator_whose_key_is_not_pinned_in_genesis_cannot_open_a_channel() -> None:
+    keys = [KeyPair.generate() for _ in range(3)]
+    stranger = KeyPair.generate()
+
+    async def body() -> None:
+        node, port = await serving(keys)
+        data = frame([encode(vote(1))])
+        answer = await send_frames_async(
+            "127.0.0.1", port, node.key.public_key, stranger, CHAIN, [data]
+        )
+        assert answer == b""  # hung up at once
+        assert node.got == [] and node.refused("not_a_validator") == 1
+        await node.server.stop()
+
+    run(body)
+
+
+def test_a_node_of_another_chain_fails_the_handshake() -> None:
+    keys = [KeyPair.generate() for _ in range(3)]
+
+    async def body() -> None:
+        node, port = await serving(keys)
+        # A genesis validator key, but a certificate from another chain's CA.
+        with pytest.raises(ssl.SSLError):
+            _, writer = await dial(
+                "127.0.0.1", port, tls_context(keys[1], "other", False), node.key.public_key
+            )
+            writer.write(frame([encode(vote(1))]))
+            await writer.drain()
+            await writer.wait_closed()
+        await asyncio.sleep(0.1)
+        assert node.got == []
+        await node.server.stop()
+
+    run(body)
+
+
+def test_a_client_without_a_certificate_fails_the_handshake() -> None:
+    keys = [KeyPair.generate() for _ in range(3)]
+
+    async def body() -> None:
+        node, port = await serving(keys)
+        bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        bare.check_hostname = False
+        bare.verify_mode = ssl.CERT_NONE
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=bare)
+            writer.write(frame([encode(vote(1))]))
+            await writer.drain()
+            assert await reader.read() == b""
+            raise ConnectionError("closed without a certificate")
+        assert node.got == []
+        await node.server.stop()
+
+    run(body)
+
+
+def test_the_dialer_refuses_a_listener_with_another_key() -> None:
+    keys = [KeyPair.generate() for _ in range(3)]
+
+    async def body() -> None:
+        node, port = await serving(keys)
+        with pytest.raises(ChannelError) as refused:
+            await dial("127.0.0.1", port, tls_context(keys[1], CHAIN, False), keys[2].public_key)
+        assert refused.value.code == "wrong_peer"
+        await node.server.stop()
+
+    run(body)
+
+
+def test_an_oversized_frame_ends_the_connection_unread() -> None:
+    keys = [KeyPair.generate() for _ in range(2)]
+
+    async def body() -> None:
+        node, port = await serving(keys)
+        # Only the length header: the payload is never sent, the node must not wait for it.
+        header = (MAX_FRAME + 1).to_bytes(4, "big")
+        answer = await send_frames_async(
+            "127.0.0.1", port, node.key.public_key, keys[1], CHAIN, [header]
+        )
+        assert answer == b""
+        assert node.refused("too_large") == 1 and node.got == []
+        await node.server.stop()
+
+    run(body)
+
+
+def test_too_many_messages_in_a_frame_are_refused_before_decoding() -> None:
+    over = MAX_FRAME_MSGS + 1
+    # The header claims 513 elements; the rest is junk that decoding would choke on.
+    payload = b"\xdc" + over.to_bytes(2, "big") + b"\xc1" * 10
+    with pytest.raises(P2PError) as refused:
+        parse_frame(payload)
+    assert refused.value.code == "too_many_messages"
+    million_nils = b"\xdd\x00\x0f\x42\x40" + b"\xc0" * 1_000_000
+    with pytest.raises(P2PError):
+        parse_frame(million_nils)
+    with pytest.raises(P2PError) as deep:
+        parse_frame(b"\x91" * 5000 + b"\xc0")
+    assert deep.value.code in ("malformed", "invalid_field")
+
+
+def test_a_bad_frame_is_dropped_and_the_stream_goes_on() -> None:
+    keys = [KeyPair.generate() for _ in range(2)]
+
+    async def body() -> None:
+        node, port = await serving(keys)
+        frames = [
+            len(b"\x93junk").to_bytes(4, "big") + b"\x93junk",
+            frame([encode({"type": "nope"})]),
+            frame([encode(vote(7))]),
+        ]
+        answer = await send_frames_async(
+            "127.0.0.1", port, node.key.public_key, keys[1], CHAIN, frames
+        )
+        assert answer == b"(still open)"
+        assert node.got == [(keys[1].public_key, vote(7))]
+        assert node.refused("malformed") == 1 and node.refused("invalid_field") == 1
+        await node.server.stop()
+
+    run(body)
+
+
+def test_a_flooding_validator_cannot_crowd_out_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The p2p flood of issue 14: one validator streams junk votes as fast as it can while
+    the inbox is backlogged; another validator's vote still gets in within one frame of the
+    flooder's, because readers stop reading while the backlog is over the soft limit."""
+    monkeypatch.setattr(channel_module, "INBOX_SOFT_LIMIT", 0)
+    keys = [KeyPair.generate() for _ in range(3)]
+
+    async def body() -> None:
+        node, port = await serving(keys)
+        node.backlog = 1  # the driver is behind
+        flooder, honest = keys[1], keys[2]
+        _, flood = await dial(
+            "127.0.0.1", port, tls_context(flooder, CHAIN, False), node.key.public_key
+        )
+        junk = frame([encode(vote(n)) for n in range(MAX_FRAME_MSGS)])
+        for _ in range(50):
+            flood.write(junk)
+        await asyncio.sleep(0.2)
+        assert len(node.got) == MAX_FRAME_MSGS  # one frame in, then the reader waits
+        _, mine = await dial(
+            "127.0.0.1", port, tls_context(honest, CHAIN, False), node.key.public_key
+        )
+        mine.write(frame([encode(vote(-1))]))
+        await mine.drain()
+        await until(lambda: (honest.public_key, vote(-1)) in node.got)
+        assert len(node.got) == MAX_FRAME_MSGS + 1  # the flood did not get further ahead
+        node.backlog = 0  # the driver caught up: the flood drains in order
+        await until(lambda: len(node.got) == 50 * MAX_FRAME_MSGS + 1)
+        flood.close()
+        mine.close()
+        await node.server.stop()
+
+    run(body)
+
+
+def test_a_reconnect_replaces_the_old_stream() -> None:
+    keys = [KeyPair.generate() for _ in range(2)]
+
+    async def body() -> None:
+        node, port = await serving(keys)
+        context = tls_context(keys[1], CHAIN, False)
+        old_reader, old = await dial("127.0.0.1", port, context, node.key.public_key)
+        old.write(frame([encode(vote(1))]))
+        await old.drain()
+        await until(lambda: len(node.got) == 1)
+        _, new = await dial("127.0.0.1", port, context, node.key.public_key)
+        assert await asyncio.wait_for(old_reader.read(), 5) == b""  # the old one is closed
+        new.write(frame([encode(vote(2))]))
+        await new.drain()
+        await until(lambda: len(node.got) == 2)
+        new.close()
+        await node.server.stop()
+
+    run(body)
