@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: test lint typecheck devnet bench clean image test-docker
+.PHONY: test lint typecheck devnet bench bench-vs-etcd clean image test-docker
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,11 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.consensus
 	$(BIN)/python -m bench.verify
 	$(BIN)/python -m bench.cluster
+
+# Client load (wrk, one POST ?wait=commit per donation) against the devnet and a 3-member
+# etcd side by side; needs `apt-get install -y wrk etcd-server`.
+bench-vs-etcd: $(STAMP)
+	$(BIN)/python bench/vs_etcd.py
 
 # The node image (docker/build-image.sh: base image from a cached debootstrap if missing,
 # wheels built on the host, docker build). Needs root or a running Docker engine.

@@ -131,6 +131,55 @@ def parse_wrk(out: str) -> tuple[int, int, float, float, float]:
     return requests, failed, duration, p50, p99
 
 
+def start_profile(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes] | None:
+    """py-spy (`pip install py-spy`) sampling one node while wrk runs; None without it."""
+    if not shutil.which("py-spy"):
+        print("py-spy not found (pip install py-spy): no profile")
+        return None
+    return subprocess.Popen(
+        [
+            "py-spy",
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(seconds),
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--nonblocking",
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def top_costs(raw: Path, count: int = 5) -> list[tuple[str, float]]:
+    """Share of samples in which each function is on the stack (inclusive), for the
+    functions that most often are the innermost frame: where the time goes, with its
+    callers' view. Idle samples (the event loop waiting in select) are left out."""
+    inclusive: dict[str, int] = {}
+    leaf: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        frames = [f.split(" (")[0] for f in stack.split(";")]
+        if len(frames) > 1:
+            frames[-1] = f"{frames[-1]} <- {frames[-2]}"
+        if not samples.isdigit() or not frames or frames[-1].startswith("select <-"):
+            continue
+        n = int(samples)
+        total += n
+        leaf[frames[-1]] = leaf.get(frames[-1], 0) + n
+        for name in set(frames):
+            inclusive[name] = inclusive.get(name, 0) + n
+    ranked = sorted(leaf, key=lambda name: -leaf[name])[:count]
+    return [(name, 100 * leaf[name] / max(total, 1)) for name in ranked]
+
+
 def run_wrk(
     url: str, bodies: Path, content_type: str, conns: int, seconds: int, pids: list[int]
 ) -> Run:
@@ -347,6 +396,7 @@ def main() -> None:
     parser.add_argument("--rate-guess", type=int, default=3000, help="bodies per second made")
     parser.add_argument("--batched-txs", type=int, default=20_000, help="0 skips the phase")
     parser.add_argument("--skip-etcd", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="py-spy validator-0, 1st phase")
     args = parser.parse_args()
     conns = [int(c) for c in args.connections.split(",")]
     have_wrk, have_etcd = shutil.which("wrk"), shutil.which("etcd") and not args.skip_etcd
@@ -373,6 +423,8 @@ def main() -> None:
                 phase = txs[i * per_phase : (i + 1) * per_phase]
                 bodies = write_bodies(root / f"almoner-{c}.hex", phase)
                 before = head_log_size(urls[0])
+                profile_out = root / "profile.txt"
+                spy = start_profile(pids[0], args.seconds, profile_out) if args.profile else None
                 run = run_wrk(f"{urls[0]}/v1/txs?wait=commit", bodies, "application/msgpack",
                               c, args.seconds, pids)  # fmt: skip
                 run.committed = wait_settled(urls[0], before + run.ok) - before
@@ -381,6 +433,12 @@ def main() -> None:
                     print(f"  note: wrk sent {run.requests} requests for {len(phase)} bodies; "
                           "raise --rate-guess")  # fmt: skip
                 report("almoner", c, run)
+                if spy is not None:
+                    spy.wait(30)
+                    args.profile = False
+                    print(f"  validator-0 top costs at {c} connections (self, non-idle samples):")
+                    for name, share in top_costs(profile_out):
+                        print(f"    {share:5.1f}%  {name}")
             if args.batched_txs:
                 rate, cores = batched(urls, txs[per_phase * len(conns) :], pids)
                 print(f"almoner batched ({BATCH} txs/request, 4 clients): "
