@@ -169,7 +169,7 @@ def top_costs(raw: Path, count: int = 5) -> list[tuple[str, float]]:
         frames = [f.split(" (")[0] for f in stack.split(";")]
         if len(frames) > 1:
             frames[-1] = f"{frames[-1]} <- {frames[-2]}"
-        if not samples.isdigit() or not frames or frames[-1].startswith("select <-"):
+        if not samples.isdigit() or not frames or frames[-1].split(" <- ")[0].endswith("select"):
             continue
         n = int(samples)
         total += n
