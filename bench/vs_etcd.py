@@ -169,7 +169,7 @@ def top_costs(raw: Path, count: int = 5) -> list[tuple[str, float]]:
         frames = [f.split(" (")[0] for f in stack.split(";")]
         if len(frames) > 1:
             frames[-1] = f"{frames[-1]} <- {frames[-2]}"
-        if not samples.isdigit() or not frames or frames[-1].startswith("select <-"):
+        if not samples.isdigit() or not frames or frames[-1].split(" <- ")[0].endswith("select"):
             continue
         n = int(samples)
         total += n
@@ -425,6 +425,7 @@ def main() -> None:
                 before = head_log_size(urls[0])
                 profile_out = root / "profile.txt"
                 spy = start_profile(pids[0], args.seconds, profile_out) if args.profile else None
+                args.profile = False  # the first phase only
                 run = run_wrk(f"{urls[0]}/v1/txs?wait=commit", bodies, "application/msgpack",
                               c, args.seconds, pids)  # fmt: skip
                 run.committed = wait_settled(urls[0], before + run.ok) - before
@@ -435,7 +436,6 @@ def main() -> None:
                 report("almoner", c, run)
                 if spy is not None:
                     spy.wait(30)
-                    args.profile = False
                     print(f"  validator-0 top costs at {c} connections (self, non-idle samples):")
                     for name, share in top_costs(profile_out):
                         print(f"    {share:5.1f}%  {name}")

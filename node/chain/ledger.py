@@ -10,7 +10,7 @@ independent verifier, so they cannot disagree on what a valid block is.
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -321,11 +321,17 @@ class Ledger:
         return header
 
     # -- committing -----------------------------------------------------------------
-    def commit(self, executed: ExecutedBlock, certificate: dict[str, Any]) -> None:
+    def commit(
+        self,
+        executed: ExecutedBlock,
+        certificate: dict[str, Any],
+        also: Mapping[bytes, bytes] | None = None,
+    ) -> None:
         """Write the block, its certificate, indexes, state and head in one synced batch.
 
         The certificate must already have been checked by the caller (consensus produced
-        it, or catch-up verified it against the validator set).
+        it, or catch-up verified it against the validator set). `also` rides in the same
+        batch: the consensus driver's state save, so one fsync makes both durable.
         """
         height = executed.height
         if height != self.head.height + 1 or executed.block["header"]["prev"] != (
@@ -341,7 +347,7 @@ class Ledger:
             schema.u64(height),
         )
         overlay.put(schema.META_HEAD, encode({"height": height, "block_hash": executed.block_hash}))
-        self.store.write(overlay.changes(), sync=True)
+        self.store.write({**overlay.changes(), **(also or {})}, sync=True)
         header = executed.block["header"]
         self.head = Head(
             height, executed.block_hash, header["time"], header["log_size"], header["log_root"]

@@ -4,8 +4,12 @@ Everything that changes the chain goes through one asyncio task reading one inbo
 the machine, the ledger and the mempool never see interleaved updates: consensus
 messages, ticks, and blocks fetched by catch-up are all events in that inbox.
 
-For every `Ready` of the machine it persists first (fsync), then sends, then answers the
-application requests, then commits decisions, as `consensus/` requires. Heights start
+Group commit: the driver takes every event already queued (up to GROUP_MAX), handles
+them, and only then makes the machine's newest state durable with one fsync (off the
+event loop) and releases the messages that state produced. Nothing is sent before the
+state that signed it is on disk, as `consensus/` requires; a state save pending when a
+block commits rides in the block's synced batch. A store failure stops the driver before
+anything is sent. Heights start
 lazily: after a commit the next height begins only when there is work (pending txs, a
 message from a peer for that height, or the heartbeat falling due), so an idle network
 does not spin through empty rounds (PROTOCOL.md §4, "no empty blocks").
@@ -55,6 +59,9 @@ WAL_KEY = schema.CONSENSUS_WAL + b"state"
 INBOX_MAX = 50_000
 MAX_FUTURE_SKEW_MS = 30_000
 MAX_BLOCKS_KEPT = 64
+# Events handled before one state save and one release of messages: enough to take a
+# burst of votes at once, few enough that the save stays frequent under a flood.
+GROUP_MAX = 256
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,9 @@ class Driver:
         self.pending_evidence: dict[bytes, dict[str, Any]] = {}
         self.stopped = asyncio.Event()
         self.fatal: str | None = None
+        # The machine's newest state not yet on disk, and the messages waiting for it.
+        self._unsaved: dict[str, Any] | None = None
+        self._outbox: list[tuple[bytes | None, dict[str, Any]]] = []
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -171,25 +181,50 @@ class Driver:
                     self.inbox.put_nowait(Tick())
 
     async def _run(self) -> None:
-        if self.machine is not None and self._restored:
-            self._idle = False
-            self._process(self.machine.start())
-        while True:
-            event = await self.inbox.get()
-            try:
-                self._handle(event)
-            except StoreError as exc:
-                # The store failed or is corrupt: continuing could only make it worse.
-                # /healthz turns unhealthy.
-                log.error("consensus driver stopped: %s", exc)
-                self.fatal = str(exc)
-                self.stopped.set()
-                return
-            except Exception:  # a bug reached by one event must not halt the node
-                # Commits are single atomic batches, so nothing is half-written; the
-                # event is dropped and counted, and consensus recovers by rebroadcast.
-                log.exception("dropped an event the driver could not handle: %r", event)
-                self.metrics.inc("almoner_driver_errors_total")
+        try:
+            if self.machine is not None and self._restored:
+                self._idle = False
+                self._process(self.machine.start())
+            await self._flush()
+            while True:
+                batch = [await self.inbox.get()]
+                while len(batch) < GROUP_MAX and not self.inbox.empty():
+                    batch.append(self.inbox.get_nowait())
+                for event in batch:
+                    self._handle_logged(event)
+                await self._flush()
+        except StoreError as exc:
+            # The store failed or is corrupt: continuing could only make it worse, and
+            # what the unsaved state produced is never sent. /healthz turns unhealthy.
+            log.error("consensus driver stopped: %s", exc)
+            self.fatal = str(exc)
+            self._outbox.clear()
+            self.stopped.set()
+
+    def _handle_logged(self, event: Tick | PeerMessage | SyncedBlock) -> None:
+        try:
+            self._handle(event)
+        except StoreError:
+            raise
+        except Exception:  # a bug reached by one event must not halt the node
+            # Commits are single atomic batches, so nothing is half-written; the event
+            # is dropped and counted, and consensus recovers by rebroadcast.
+            log.exception("dropped an event the driver could not handle: %r", event)
+            self.metrics.inc("almoner_driver_errors_total")
+
+    async def _flush(self) -> None:
+        """Save the newest state (one fsync, in a worker thread so the API and the p2p
+        channel keep running), then send what it produced, in order."""
+        if self._unsaved is not None:
+            record, self._unsaved = encode(self._unsaved), None
+            await asyncio.to_thread(self.ledger.store.write, {WAL_KEY: record}, sync=True)
+            self.metrics.inc("almoner_consensus_state_saves_total")
+        outbox, self._outbox = self._outbox, []
+        for to, wire in outbox:
+            if to is None:
+                self.transport.broadcast(wire)
+            else:
+                self.transport.send_to(to, wire)
 
     def _handle(self, event: Tick | PeerMessage | SyncedBlock) -> None:
         if isinstance(event, PeerMessage):
@@ -255,15 +290,11 @@ class Driver:
         while queue:
             ready = queue.popleft()
             if ready.persist is not None:
-                self.ledger.store.write({WAL_KEY: encode(ready.persist)}, sync=True)
+                self._unsaved = ready.persist  # a whole snapshot: the newest covers all
             for out in ready.send:
                 wire = self._wire(out.message)
-                if wire is None:
-                    continue
-                if out.to is None:
-                    self.transport.broadcast(wire)
-                else:
-                    self.transport.send_to(out.to, wire)
+                if wire is not None:
+                    self._outbox.append((out.to, wire))
             for found in ready.evidence:
                 self._on_evidence(found)
             for request in ready.requests:
@@ -366,12 +397,15 @@ class Driver:
 
     def _commit(self, executed: ExecutedBlock, cert: dict[str, Any]) -> None:
         started = time.monotonic()
+        unsaved = {WAL_KEY: encode(self._unsaved)} if self._unsaved is not None else None
         try:
-            self.ledger.commit(executed, cert)
+            self.ledger.commit(executed, cert, also=unsaved)
         except BlockError as exc:  # executed against a head that has moved on: stale
             log.warning("not committing block %d: %s", executed.height, exc)
             self._executed.pop(executed.block_hash, None)
             return
+        if unsaved is not None:
+            self._unsaved = None  # durable with the block
         self.mempool.on_commit(executed.tx_ids)
         self.notifier.committed(executed.tx_ids)
         self.metrics.inc("almoner_txs_committed_total", len(executed.tx_ids))
