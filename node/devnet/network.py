@@ -115,6 +115,14 @@ def create_devnet(
         if base_port is not None and not _port_free(port):
             port = free_port()
         ports.append(port)
+    # Validators' p2p channels get fixed ports too: a node left to pick a free one at
+    # start-up could take a port chosen here for another node's API before it binds.
+    p2p_ports: dict[str, int] = {}
+    for i, name in enumerate(names):
+        port = base_port + 100 + i if base_port is not None else free_port()
+        while port in ports or port in p2p_ports.values() or not _port_free(port):
+            port = free_port()
+        p2p_ports[name] = port
     urls = {name: f"http://127.0.0.1:{port}" for name, port in zip(all_nodes, ports, strict=True)}
     peers = {keys[n].public_key.hex(): urls[n] for n in names}
     for name, port in zip(all_nodes, ports, strict=True):
@@ -126,6 +134,7 @@ def create_devnet(
                 "key": str((root / "keys" / f"{name}.key").resolve()) if name in keys else None,
                 "data_dir": "data",
                 "listen": f"127.0.0.1:{port}",
+                "p2p_listen": f"127.0.0.1:{p2p_ports[name]}" if name in p2p_ports else None,
                 "peers": {k: u for k, u in peers.items() if u != urls[name]},
             },
         )
