@@ -279,15 +279,21 @@ def batched(urls: list[str], txs: list[bytes], pids: list[int]) -> tuple[float, 
                 chunk = mine[start : start + BATCH]
                 body = array_header(len(chunk)) + b"".join(chunk)
                 for _ in range(200):
-                    response = http.post(
-                        f"{urls[index]}/v1/txs/batch", content=body, headers=MSGPACK
-                    )
-                    results = response.json().get("results", [])
-                    if response.status_code < 300 and not any(
-                        r.get("status") == "rejected" for r in results
+                    try:
+                        response = http.post(
+                            f"{urls[index]}/v1/txs/batch", content=body, headers=MSGPACK
+                        )
+                        results = response.json().get("results", [])
+                    except (httpx.HTTPError, ValueError) as exc:
+                        print(f"  batch to {urls[index]} failed ({exc!r}); retrying")
+                        results, response = [{"status": "rejected"}], None
+                    if (
+                        response is not None
+                        and response.status_code < 300
+                        and not any(r.get("status") == "rejected" for r in results)
                     ):
                         break
-                    time.sleep(0.2)  # mempool full: back off, resubmit (idempotent)
+                    time.sleep(0.2)  # mempool full or busy: back off, resubmit (idempotent)
 
     workers = [threading.Thread(target=pusher, args=(i,)) for i in range(len(urls))]
     for worker in workers:

@@ -4,6 +4,7 @@ hold. Each refusal happens before the sender's bytes are decoded (issue 14, item
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from typing import Any
 
@@ -261,6 +262,74 @@ def test_a_reconnect_replaces_the_old_stream() -> None:
         await new.drain()
         await until(lambda: len(node.got) == 2)
         new.close()
+        await node.server.stop()
+
+    run(body)
+
+
+def test_recorded_channel_bytes_cannot_be_replayed() -> None:
+    """A network attacker records a validator's whole connection (handshake and frames)
+    and plays it back on a new connection: TLS 1.3's fresh keys make the replay fail in
+    the handshake, and no message is delivered twice."""
+    keys = [KeyPair.generate() for _ in range(2)]
+
+    async def body() -> None:
+        node, port = await serving(keys)
+        recorded = bytearray()
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, keep: bool) -> None:
+            while data := await src.read(65536):
+                if keep:
+                    recorded.extend(data)
+                dst.write(data)
+                await dst.drain()
+            dst.close()
+
+        async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            upstream_reader, upstream = await asyncio.open_connection("127.0.0.1", port)
+            await asyncio.gather(
+                pump(reader, upstream, True),
+                pump(upstream_reader, writer, False),
+                return_exceptions=True,
+            )
+
+        proxy = await asyncio.start_server(relay, "127.0.0.1", 0)
+        proxy_port = proxy.sockets[0].getsockname()[1]
+        data = frame([encode(vote(1))])
+        await send_frames_async(
+            "127.0.0.1", proxy_port, node.key.public_key, keys[1], CHAIN, [data]
+        )
+        await until(lambda: len(node.got) == 1)
+        assert len(recorded) > len(data)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(bytes(recorded))
+        await writer.drain()
+        with contextlib.suppress(ConnectionError):
+            await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        await asyncio.sleep(0.2)
+        assert node.got == [(keys[1].public_key, vote(1))]
+        proxy.close()
+        await node.server.stop()
+
+    run(body)
+
+
+def test_a_stranger_s_16_mib_frame_is_never_read() -> None:
+    """Issue 14's 16 MiB envelope from a non-validator, which the HTTP path decoded before
+    checking the sender: the channel hangs up after the handshake, unread."""
+    keys = [KeyPair.generate() for _ in range(2)]
+    stranger = KeyPair.generate()
+
+    async def body() -> None:
+        node = Node(keys)
+        node.server.max_frame_bytes = 32 * 1024 * 1024
+        port = await node.server.start("127.0.0.1", 0)
+        size = 16 * 1024 * 1024
+        big = size.to_bytes(4, "big") + b"\xdd" + b"\xc0" * (size - 1)
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            await send_frames_async("127.0.0.1", port, node.key.public_key, stranger, CHAIN, [big])
+        assert node.got == [] and node.refused("not_a_validator") == 1
         await node.server.stop()
 
     run(body)
