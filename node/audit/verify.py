@@ -8,7 +8,8 @@ archive, `node.archive.ArchiveReader.items()`, or a node, `node.archive.node_ite
 chain is replayed into a fresh `Ledger` over a throw-away LevelDB store (flat memory for
 any chain length; a `MemoryStore` may be passed for small chains), with exactly the code a
 node runs, so the verifier and the validators cannot disagree about what a valid block is.
-Per block, in §5's order: the commit certificate (against the genesis validators; a quorum
+Per block, in §5's order: the commit certificate (against the set in force at its height,
+as governance scheduled it in the replayed state; a quorum
 of distinct members' precommits over this header), then `Ledger.execute_block` (header
 keys, link, height, time, validators_hash; each tx's encoding, signature and contract
 rules; tx_count/txs_root; log_size/log_root), then the block is committed to the replay.
@@ -62,6 +63,8 @@ BLOCK_RULES = frozenset(
         "bad_log_root",
         "bad_validators_hash",
         "bad_certificate",
+        "bad_version",
+        "unsupported_version",
         "wrong_genesis",
         "truncated",
     }
@@ -88,6 +91,14 @@ TX_RULES = frozenset(
         "restricted_funds",
         "insufficient_funds",
         "refund_exceeds_unspent",
+        # governance (docs/governance.md)
+        "key_retired",
+        "key_in_use",
+        "unknown_proposal",
+        "proposal_closed",
+        "proposal_expired",
+        "invalid_set_change",
+        "invalid_upgrade",
     }
 )
 RULES = BLOCK_RULES | TX_RULES
