@@ -28,6 +28,7 @@ from almoner.node.chain.genesis import Genesis, load_genesis
 from almoner.node.chain.keys import load_key_file
 from almoner.node.chain.ledger import Ledger
 from almoner.node.chain.store import LevelStore
+from almoner.node.chain.validator_sets import SUPPORTED_VERSION
 from almoner.node.errors import AlmonerError
 from almoner.node.server.api import create_app
 from almoner.node.server.catchup import CatchUp
@@ -174,7 +175,9 @@ def build_runtime(config: NodeConfig) -> NodeRuntime:
         key = load_key_file(config.key, passphrase)
     store = LevelStore(config.data_dir)
     try:
-        ledger = Ledger(store, genesis)
+        ledger = Ledger(
+            store, genesis, max_version=config.max_protocol_version or SUPPORTED_VERSION
+        )
     except AlmonerError:
         store.close()
         raise
