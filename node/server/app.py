@@ -34,6 +34,7 @@ from almoner.node.server.api import create_app
 from almoner.node.server.catchup import CatchUp
 from almoner.node.server.config import NodeConfig
 from almoner.node.server.driver import Driver
+from almoner.node.server.governance_api import governance_routes
 from almoner.node.server.mempool import Mempool
 from almoner.node.server.metrics import Metrics
 from almoner.node.server.notifier import CommitNotifier
@@ -211,7 +212,7 @@ def build_runtime(config: NodeConfig) -> NodeRuntime:
 
 
 def create_node_app(rt: NodeRuntime) -> FastAPI:
-    app = create_app(rt)
+    app = create_app(rt, extra=(governance_routes(rt),))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -16,10 +16,12 @@ from almoner.node.chain.certified import check_certified_block
 from almoner.node.chain.codec import encode
 from almoner.node.chain.consensus_crypto import NodeSigner, NodeVerifier
 from almoner.node.chain.crypto import KeyPair
+from almoner.node.chain.governance_views import governance_view
 from almoner.node.chain.ledger import Ledger, UpgradeRequired
 from almoner.node.chain.signing import block_hash, rotation_sign_bytes
 from almoner.node.chain.store import LevelStore
 from almoner.node.chain.tx import encode_tx, make_tx
+from almoner.node.chain.views import party_view, trace_view
 from tests.localchain import LocalChain, Workload, local_genesis, seeded_key
 
 FIFTH = seeded_key("validator-4")
@@ -261,3 +263,28 @@ def test_node_that_does_not_run_the_version_stops_before_it(story: Story, tmp_pa
         new.commit(check_certified_block(new, block, cert, NodeVerifier()), cert)
     assert new.head.height == story.chain.height
     new.store.close()
+
+
+def test_views_show_sets_proposals_versions_and_key_history(story: Story) -> None:
+    ledger = story.chain.ledger
+    view = governance_view(ledger)
+    assert [p["status"] for p in view["proposals"]] == ["adopted", "adopted", "adopted"]
+    assert {p["kind"] for p in view["proposals"]} == {"validator", "upgrade"}
+    history = view["validators"]["history"]
+    assert [h["from_height"] for h in history] == [
+        1,
+        story.adopted_add + 2,
+        story.adopted_remove + 2,
+    ]
+    names = [v["name"] for v in view["validators"]["validators"]]
+    assert names == ["validator-0", "validator-1", "validator-2", "Audit Office 审计署"]
+    assert view["protocol"] == {"version": 2, "max_supported": 2}
+    assert [u["height"] for u in view["upgrades"]] == [story.upgrade_at]
+    c1 = story.keys["charity-1"].public_key
+    fresh = seeded_key("charity-1-new").public_key
+    by_new_key = party_view(ledger, fresh)  # a rotated-to key finds its party
+    assert by_new_key["pubkey"] == c1 and by_new_key["key"] == fresh
+    assert [e["kind"] for e in by_new_key["history"]] == ["register", "rotate"]
+    assert by_new_key["keys"][0]["until_height"] == story.rotated_at
+    trace = trace_view(ledger, story.keys["platform-1"].public_key, "don-0-1")
+    assert trace["parties"][c1.hex()]["key"] == fresh
