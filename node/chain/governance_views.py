@@ -12,16 +12,10 @@ from almoner.consensus.messages import quorum
 from almoner.node.chain.contract.governance import list_proposals
 from almoner.node.chain.contract.keys import active_regulators, list_recoveries
 from almoner.node.chain.ledger import Ledger
-from almoner.node.chain.party_keys import current_key, history, key_history, key_owner
+from almoner.node.chain.party_keys import current_key, history, key_history
 from almoner.node.chain.state import get_party
 from almoner.node.chain.store import KVReader
 from almoner.node.chain.validator_sets import set_history, upgrades, validator_info
-
-
-def party_id_for(reader: KVReader, key: bytes) -> bytes:
-    """A party id, or the id of the party a (current or retired) key signed for."""
-    owner = key_owner(reader, key)
-    return key if owner is None else bytes(owner["party"])
 
 
 def party_extras(reader: KVReader, party: bytes) -> dict[str, Any]:

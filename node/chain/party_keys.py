@@ -26,6 +26,12 @@ def key_owner(reader: KVReader, key: bytes) -> dict[str, Any] | None:
     return record
 
 
+def party_id_for(reader: KVReader, key: bytes) -> bytes:
+    """A party id, or the id of the party a (current or retired) key signed for."""
+    owner = key_owner(reader, key)
+    return key if owner is None else bytes(owner["party"])
+
+
 def current_key(reader: KVReader, party: bytes) -> bytes:
     raw = reader.get(schema.PARTY_KEY + party)
     return party if raw is None else raw

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from almoner.node.chain.governance_views import party_extras, party_id_for, trace_parties
+from almoner.node.chain.governance_views import party_extras, trace_parties
 from almoner.node.chain.ledger import Ledger
 from almoner.node.chain.lineage import trace
+from almoner.node.chain.party_keys import party_id_for
 from almoner.node.chain.signing import block_hash, tx_id
 from almoner.node.chain.state import fund_balances, get_donation, get_party, list_evidence
 from almoner.node.errors import ProtocolError

@@ -11,6 +11,7 @@ heights in all); `make test` runs the same table shorter.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from almoner.consensus import max_faulty
 from tests.consensus.simnet import SimConfig, Simulation
 
 HEIGHTS = int(os.environ.get("ALMONER_GOV_SIM_HEIGHTS", "60"))
-CHAOS = {
+CHAOS: dict[str, Any] = {
     "chaos_ms": 8_000,
     "drop": 0.2,
     "duplicate": 0.1,
