@@ -257,6 +257,8 @@ class ChannelServer:
     async def _read_frames(self, peer: bytes, reader: asyncio.StreamReader) -> None:
         while True:
             payload = await read_frame(reader, self.max_frame_bytes)
+            if peer not in self.validators():  # governance removed it since the handshake
+                raise ChannelError(403, "not_a_validator", "no longer a validator")
             try:
                 msgs = parse_frame(payload)
             except P2PError as exc:

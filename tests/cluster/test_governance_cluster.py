@@ -21,8 +21,8 @@ from almoner.node.chain.keys import write_key_file
 from almoner.node.chain.tx import encode_tx, make_tx
 from almoner.node.devnet.network import NodeProcesses, create_devnet
 from almoner.node.server.config import CONFIG_NAME, load_config, write_config
-from almoner.node.server.p2p import seal
 from tests.cluster.harness import FAST_PARAMS, Cluster, wait_until
+from tests.p2p_peer import send_msgs
 
 
 def _config(cluster: Cluster, name: str) -> dict[str, Any]:
@@ -32,6 +32,7 @@ def _config(cluster: Cluster, name: str) -> dict[str, Any]:
         "key": str(config.key) if config.key else None,
         "data_dir": "data",
         "listen": config.listen,
+        "p2p_listen": config.p2p_listen,
         "peers": dict(config.peers),
     }
 
@@ -140,15 +141,12 @@ def test_add_remove_keep_committing_verify_and_late_observer(cluster: Cluster) -
         joiner.public_key.hex() in _certificate_signers(cluster, h)
         for h in range(effective, head + 1)
     )
-    # the removed validator's messages are refused by the others
-    envelope = seal(keys[3], cluster.chain_id, [])
-    refused = httpx.post(
-        f"{cluster.url('validator-1')}/v1/p2p/messages",
-        content=envelope,
-        headers={"content-type": "application/msgpack"},
-        timeout=10,
-    )
-    assert refused.status_code == 403 and refused.json()["error"]["code"] == "not_a_validator"
+    # the removed validator can no longer open a p2p channel to the others
+    target = cluster.url("validator-1")
+    before = refusals(target)
+    node = cluster.key("validator-1").public_key
+    assert send_msgs(target, node, keys[3], cluster.chain_id, []) == b""
+    assert refusals(target) == before + 1
     report = verify_chain(cluster.devnet.genesis, node_items(cluster.url("validator-0"), 1, head))
     assert report.ok, report.violation
     assert report.tx_types["validator.propose"] == 2
@@ -195,3 +193,11 @@ def test_upgrade_halts_at_the_height_and_resumes_after_restart(cluster: Cluster)
     head = cluster.height("validator-0")
     report = verify_chain(cluster.devnet.genesis, node_items(cluster.url("validator-0"), 1, head))
     assert report.ok, report.violation
+
+
+def refusals(url: str) -> int:
+    metrics = httpx.get(f"{url}/metrics", timeout=10).text
+    for line in metrics.splitlines():
+        if line.startswith('almoner_p2p_refused_total{code="not_a_validator"}'):
+            return int(float(line.split()[-1]))
+    return 0
