@@ -82,7 +82,7 @@ def test_a_pinned_validator_streams_frames_over_one_connection() -> None:
         await writer.drain()
         await until(lambda: len(node.got) == 6)
         assert node.got == [(sender.public_key, vote(n)) for n in range(6)]
-        writer.close()
+        await hang_up(writer)
         await node.server.stop()
 
     run(body)
@@ -239,8 +239,8 @@ def test_a_flooding_validator_cannot_crowd_out_another(monkeypatch: pytest.Monke
         assert len(node.got) == MAX_FRAME_MSGS + 1  # the flood did not get further ahead
         node.backlog = 0  # the driver caught up: the flood drains in order
         await until(lambda: len(node.got) == 50 * MAX_FRAME_MSGS + 1)
-        flood.close()
-        mine.close()
+        await hang_up(flood)
+        await hang_up(mine)
         await node.server.stop()
 
     run(body)
@@ -261,7 +261,8 @@ def test_a_reconnect_replaces_the_old_stream() -> None:
         new.write(frame([encode(vote(2))]))
         await new.drain()
         await until(lambda: len(node.got) == 2)
-        new.close()
+        await hang_up(old)
+        await hang_up(new)
         await node.server.stop()
 
     run(body)
@@ -283,7 +284,7 @@ def test_recorded_channel_bytes_cannot_be_replayed() -> None:
                     recorded.extend(data)
                 dst.write(data)
                 await dst.drain()
-            dst.close()
+            await hang_up(dst)
 
         async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             upstream_reader, upstream = await asyncio.open_connection("127.0.0.1", port)
@@ -306,10 +307,12 @@ def test_recorded_channel_bytes_cannot_be_replayed() -> None:
         await writer.drain()
         with contextlib.suppress(ConnectionError):
             await asyncio.wait_for(reader.read(), 5)
-        writer.close()
+        await hang_up(writer)
         await asyncio.sleep(0.2)
         assert node.got == [(keys[1].public_key, vote(1))]
         proxy.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proxy.wait_closed(), 5)
         await node.server.stop()
 
     run(body)
@@ -333,3 +336,10 @@ def test_a_stranger_s_16_mib_frame_is_never_read() -> None:
         await node.server.stop()
 
     run(body)
+
+
+async def hang_up(writer: asyncio.StreamWriter) -> None:
+    """Close and wait, so no transport outlives its test's event loop."""
+    writer.close()
+    with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
+        await asyncio.wait_for(writer.wait_closed(), 5)

@@ -181,6 +181,8 @@ async def dial(
     )
     if peer_public_key(writer) != expected:
         writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
+            await asyncio.wait_for(writer.wait_closed(), 1)
         raise ChannelError(403, "wrong_peer", f"{host}:{port} is not the expected validator")
     return reader, writer
 

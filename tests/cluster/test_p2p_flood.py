@@ -6,7 +6,9 @@ responsive and commits go on while the flood lasts."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import ssl
 import threading
 import time
 from pathlib import Path
@@ -53,6 +55,8 @@ def flood(c: Cluster, target: str, stop: threading.Event, sent: list[int]) -> No
             await asyncio.wait_for(writer.drain(), 30)
             sent[0] += 1
         writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
+            await asyncio.wait_for(writer.wait_closed(), 5)
 
     asyncio.run(run())
 
