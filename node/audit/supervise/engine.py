@@ -219,7 +219,7 @@ def supervise(
     if not verified.ok:
         return report
     report.signals = [s for s in supervisor.signals if s.overlaps(start, end)]
-    report.signals.sort(key=lambda s: (s.start, s.rule, s.party))
+    report.signals.sort(key=lambda s: s.start)  # stable: chain order within one time
     rows = supervisor.features.rows
     scored = score_rows(rows, scorer)
     report.scores = [s for s in scored if _period_in(s.start, s.end, start, end)]
