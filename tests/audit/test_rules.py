@@ -35,7 +35,7 @@ def test_unconfirmed_donation_after_n_days() -> None:
     assert signal.details["amount"] == 12_345 and signal.details["amount_major"] == "123.45"
     assert "30 days" in signal.en and "late" in signal.en
     assert "30 天内未经慈善组织确认" in signal.zh and "US$123.45" in signal.zh
-    assert signal.period == "2026-09"
+    assert signal.period == "2026-10"  # when the 30 days ran out
 
 
 def test_confirmed_just_inside_the_window_is_not_a_signal() -> None:

@@ -218,8 +218,8 @@ def supervise(
     report = SuperviseReport(verified, resolved, granularity, start, end)
     if not verified.ok:
         return report
-    report.signals = [s for s in supervisor.signals if s.overlaps(start, end)]
-    report.signals.sort(key=lambda s: s.start)  # stable: chain order within one time
+    report.signals = [s for s in supervisor.signals if s.in_window(start, end)]
+    report.signals.sort(key=lambda s: s.end)  # stable: chain order within one time
     rows = supervisor.features.rows
     scored = score_rows(rows, scorer)
     report.scores = [s for s in scored if _period_in(s.start, s.end, start, end)]

@@ -6,7 +6,8 @@
   in the period, counting donations still unconfirmed at its end at their age;
 - refund_rate: refunded / donated;
 - idle_share: share of the money held at the period's end that sits in funds nothing
-  was taken from during the period;
+  was taken from during the period (by spending, transfer or refund; a fund is named
+  across its currencies);
 - spending_velocity: disbursed / (donated + transferred in).
 
 Amounts of different currencies are added in minor units: ratios stay meaningful for a
@@ -44,7 +45,7 @@ class _Period:
     payees: dict[str, int] = field(default_factory=dict)
     delay_ms: int = 0
     confirmations: int = 0
-    touched: set[tuple[str, str]] = field(default_factory=set)  # (currency, fund) taken from
+    touched: set[str] = field(default_factory=set)  # funds money was taken from
 
 
 @dataclass(frozen=True)
@@ -93,9 +94,7 @@ class FeatureCollector:
                 entry.overhead += body["amount"]
             entry.payees[body["payee"]] = entry.payees.get(body["payee"], 0) + body["amount"]
         for hop in event.hops:
-            currency = body.get("currency")
-            if isinstance(currency, str):
-                self._at(hop.from_charity).touched.add((currency, hop.from_fund))
+            self._at(hop.from_charity).touched.add(hop.from_fund)
 
     def close_period(self, ledger: Ledger, label: str, start: int, end: int) -> None:
         ages: dict[bytes, tuple[int, int]] = {}
@@ -108,7 +107,7 @@ class FeatureCollector:
             held = idle = 0
             for fund in fund_balances(ledger.store, charity):
                 held += fund["balance"]
-                if (fund["currency"], fund["fund"]) not in entry.touched:
+                if fund["fund"] not in entry.touched:
                     idle += fund["balance"]
             top = max(entry.payees.values(), default=0)
             values = {

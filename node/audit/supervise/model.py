@@ -56,8 +56,9 @@ class Event:
 class Signal:
     """One finding of one rule about one party.
 
-    `start`/`end` bound what the signal is about in block time (ms, end exclusive): a
-    period for period rules, one instant (start == end) for the others.
+    `start`/`end` bound what the signal is about in block time (ms): a whole period for
+    period rules (`periodic`, end exclusive); for the others, from the first tx involved
+    to the moment the finding became true (`end`), which also names its period.
     """
 
     rule: str
@@ -72,10 +73,11 @@ class Signal:
     zh: str
     details: dict[str, Any] = field(default_factory=dict)
     txs_omitted: int = 0
+    periodic: bool = False
 
-    def overlaps(self, start: int | None, end: int | None) -> bool:
-        if end is not None and self.start >= end:
-            return False
-        if start is None:
-            return True
-        return self.end > start if self.end > self.start else self.start >= start
+    def in_window(self, start: int | None, end: int | None) -> bool:
+        """A period signal when its period overlaps the window; any other when the moment
+        it arose lies in it."""
+        if self.periodic:
+            return (start is None or self.end > start) and (end is None or self.start < end)
+        return (start is None or self.end >= start) and (end is None or self.end < end)

@@ -76,7 +76,7 @@ class Rule:
             rule=self.name,
             severity=severity or self.settings["severity"],
             party=party,
-            period=period or self.ctx.period(start),
+            period=period or self.ctx.period(end),
             subject=subject,
             start=start,
             end=end,
@@ -85,6 +85,7 @@ class Rule:
             zh=text[1],
             details=details,
             txs_omitted=max(0, len(txs) - MAX_TXS),
+            periodic=period is not None,
         )
 
 
