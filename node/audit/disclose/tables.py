@@ -91,6 +91,17 @@ def _sums(sums: Sums, names: tuple[str, ...], d: Disclosure) -> list[dict[str, A
     return rows
 
 
+def _by_regulator(entry: dict[str, Any], d: Disclosure) -> dict[str, Any]:
+    regulator = entry["regulator"]
+    info = d.parties.get(regulator)
+    return {
+        **entry,
+        "regulator": regulator.hex(),
+        "regulator_name": "" if info is None else info.name,
+        "tx_id": entry["tx_id"].hex(),
+    }
+
+
 def report_json(report: CharityPeriod, d: Disclosure) -> dict[str, Any]:
     party = d.parties.get(report.charity)
     return {
@@ -107,14 +118,8 @@ def report_json(report: CharityPeriod, d: Disclosure) -> dict[str, Any]:
         "overhead": overhead(report),
         "refunds": _sums(report.refunds, ("platform", "fund", "currency"), d),
         "unconfirmed": _sums(report.unconfirmed, ("currency",), d),
-        "audit_opinions": [
-            {**o, "regulator": o["regulator"].hex(), "tx_id": o["tx_id"].hex()}
-            for o in report.opinions
-        ],
-        "suspensions": [
-            {**s, "regulator": s["regulator"].hex(), "tx_id": s["tx_id"].hex()}
-            for s in report.suspensions
-        ],
+        "audit_opinions": [_by_regulator(o, d) for o in report.opinions],
+        "suspensions": [_by_regulator(s, d) for s in report.suspensions],
     }
 
 
@@ -200,12 +205,19 @@ def long_rows(d: Disclosure) -> list[dict[str, Any]]:
                     base,
                     section="audit_opinion",
                     counterparty=o["regulator"],
+                    counterparty_name=o["regulator_name"],
                     category=o["opinion"],
                     note=f"{o['audit_period']}: {o['note']}",
                 )
             )
         for s in r["suspensions"]:
             rows.append(
-                _row(base, section="suspension", counterparty=s["regulator"], note=s["reason"])
+                _row(
+                    base,
+                    section="suspension",
+                    counterparty=s["regulator"],
+                    counterparty_name=s["regulator_name"],
+                    note=s["reason"],
+                )
             )
     return rows

@@ -132,6 +132,7 @@ class Supervisor:
         self.features = FeatureCollector()
         self.signals: list[Signal] = []
         self.period: tuple[str, int, int] | None = None
+        self.now = 0  # the newest block time seen
         self.proofs: dict[int, list[bytes]] | None = None
         self.names: dict[str, str] = {}
 
@@ -150,7 +151,7 @@ class Supervisor:
         label, start, end = self.period
         for rule in self.rules:
             self.signals.extend(rule.close_period(label, start, end))
-        self.features.close_period(ctx.ledger, label, start, end)
+        self.features.close_period(ctx.ledger, label, start, end, self.now)
         for consumer in self.consumers:
             consumer.close_period(ctx, label, start, end)
 
@@ -161,6 +162,7 @@ class Supervisor:
         if self.period is not None and period[0] != self.period[0]:
             self._close(ctx)
         self.period = period
+        self.now = now
         ctx.block_index = {tid: i for i, tid in enumerate(executed.tx_ids)}
         for rule in self.rules:
             self.signals.extend(rule.on_time(now))

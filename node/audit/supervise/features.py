@@ -96,11 +96,13 @@ class FeatureCollector:
         for hop in event.hops:
             self._at(hop.from_charity).touched.add(hop.from_fund)
 
-    def close_period(self, ledger: Ledger, label: str, start: int, end: int) -> None:
+    def close_period(self, ledger: Ledger, label: str, start: int, end: int, now: int) -> None:
+        """`now`: the last block time seen, which ends an unfinished last period."""
+        until = min(end, now)
         ages: dict[bytes, tuple[int, int]] = {}
         for recorded, charity in self.pending.values():
             total, count = ages.get(charity, (0, 0))
-            ages[charity] = (total + max(0, end - recorded), count + 1)
+            ages[charity] = (total + max(0, until - recorded), count + 1)
         for charity, entry in sorted(self.current.items()):
             age_total, age_count = ages.get(charity, (0, 0))
             waits = entry.confirmations + age_count

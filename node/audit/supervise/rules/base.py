@@ -89,5 +89,13 @@ class Rule:
         )
 
 
-def days(ms: int) -> str:
-    return f"{ms / 86_400_000:.1f}"
+def duration(ms: int) -> tuple[str, str]:
+    """A span of block time in words, (English, 中文): days, or hours/minutes when short."""
+    if ms >= 86_400_000:
+        value = f"{ms / 86_400_000:.1f}"
+        return f"{value} days", f"{value} 天"
+    if ms >= 3_600_000:
+        value = f"{ms / 3_600_000:.1f}"
+        return f"{value} hours", f"{value} 小时"
+    minutes = max(1, round(ms / 60_000))
+    return f"{minutes} minute{'s' if minutes > 1 else ''}", f"{minutes} 分钟"

@@ -14,7 +14,7 @@ from typing import Any
 from almoner.node.audit.supervise.model import Event, Signal, TxRef
 from almoner.node.audit.supervise.money import major_text, spoken
 from almoner.node.audit.supervise.periods import DAY_MS
-from almoner.node.audit.supervise.rules.base import Context, Rule, days
+from almoner.node.audit.supervise.rules.base import Context, Rule, duration
 
 MAX_EXPANSIONS = 5_000  # per transfer: a bound on the search, whatever the graph
 
@@ -89,15 +89,16 @@ class CircularFlow(Rule):
         span = loop[-1].time - loop[0].time
         last = loop[-1]
         en, zh = (spoken(last.amount, last.currency, lang) for lang in ("en", "zh"))
+        span_en, span_zh = duration(span)
         return self.signal(
             home,
             "transfer loop",
             (loop[0].time, last.time),
             [e.ref for e in loop],
             (
-                f"Money left {names[0]} and came back within {days(span)} days through "
+                f"Money left {names[0]} and came back within {span_en} through "
                 f"{len(loop)} transfers: {route} (last transfer {en}).",
-                f"资金从“{names[0]}”转出后在 {days(span)} 天内经 {len(loop)} 笔转账回流："
+                f"资金从“{names[0]}”转出后在 {span_zh}内经 {len(loop)} 笔转账回流："
                 f"{route}（最后一笔 {zh}）。",
             ),
             {

@@ -9,7 +9,7 @@ from typing import Any
 from almoner.node.audit.supervise.model import Event, Signal, TxRef
 from almoner.node.audit.supervise.money import major_text, spoken
 from almoner.node.audit.supervise.periods import DAY_MS
-from almoner.node.audit.supervise.rules.base import Context, Rule, days
+from almoner.node.audit.supervise.rules.base import Context, Rule, duration
 
 
 @dataclass(slots=True)
@@ -61,7 +61,7 @@ class QuickRefund(Rule):
     def _signal(self, event: Event, entry: _Recent, share: float) -> Signal:
         body = event.body
         platform = self.ctx.name(body["platform"])
-        after = days(event.time - entry.time)
+        after_en, after_zh = duration(event.time - entry.time)
         en, zh = (spoken(entry.refunded, entry.currency, lang) for lang in ("en", "zh"))
         return self.signal(
             event.signer,
@@ -70,8 +70,8 @@ class QuickRefund(Rule):
             [entry.ref, event.ref],
             (
                 f"Donation {body['donation']} from {platform} was refunded ({en}, "
-                f"{share:.0%} of it) {after} days after it was recorded.",
-                f"来自“{platform}”的捐赠 {body['donation']} 在记录后 {after} 天即被退款"
+                f"{share:.0%} of it) {after_en} after it was recorded.",
+                f"来自“{platform}”的捐赠 {body['donation']} 在记录后 {after_zh}即被退款"
                 f"（{zh}，占 {share:.0%}）。",
             ),
             {
