@@ -94,6 +94,7 @@ class Generator:
         self.confirm_at: dict[int, list[tuple[str, str]]] = {}
         # planted actions that depend on the model's state at their hour
         self.deferred: dict[int, list[Any]] = {}
+        self.final: list[bytes] = []
 
     # -- helpers ----------------------------------------------------------------------
     def pub(self, name: str) -> bytes:
@@ -428,14 +429,12 @@ class Generator:
             raw = self.at(24 * 181, self._attest(rng.choice(self.charities), opinion))
             self.planted.add(("audit_opinion", H(raw).hex()))
         for c in rng.sample(clean, 2):
-            raw = self.at(
-                hours - 1,
-                self.tx(
-                    "regulator",
-                    "party.suspend",
-                    {"party": self.pub(c.name), "reason": "licence revoked 吊销"},
-                ),
+            raw = self.tx(
+                "regulator",
+                "party.suspend",
+                {"party": self.pub(c.name), "reason": "licence revoked 吊销"},
             )
+            self.final.append(raw)  # the very last block: a suspended party signs nothing
             self.planted.add(("audit_opinion", H(raw).hex()))
 
     def _attest(self, c: Charity, opinion: str) -> bytes:
@@ -471,6 +470,9 @@ def generate(charities: int = 100, platforms: int = 10, days: int = 365, seed: i
     gen.run()
     blocks = []
     opening: list[bytes] = []
+    hours = days * 24
+    gen.pending = {hour: txs for hour, txs in gen.pending.items() if hour < hours}
+    gen.pending[hours] = gen.final
     for hour in sorted(gen.pending):
         txs = gen.pending[hour]
         if hour == 0:
