@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import filecmp
 import json
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -174,3 +175,20 @@ def test_usage_errors(files: tuple[Path, Path]) -> None:
     assert result.exit_code == 2 and "64-hex" in result.stderr
     result = runner.invoke(cli, [*base, "--format", "iati", "--from", "2030-01-01"])
     assert result.exit_code == 2 and "nothing to disclose" in result.stderr
+
+
+def test_missing_extra_is_a_clear_error(
+    files: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without pyarrow/scikit-learn installed (an import that fails), exit 2 naming the
+    extra to install."""
+    archive, genesis = files
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "sklearn.ensemble", None)
+    runner = CliRunner()
+    base = ["--archive", str(archive), "--genesis", str(genesis), "--jobs", "0"]
+    out = str(tmp_path / "x.parquet")
+    result = runner.invoke(cli, ["disclose", *base, "--format", "parquet", "--out", out])
+    assert result.exit_code == 2 and "almoner[analytics]" in result.stderr
+    result = runner.invoke(cli, ["supervise", *base, "--scorer", "isolation-forest"])
+    assert result.exit_code == 2 and "almoner[analytics]" in result.stderr

@@ -36,6 +36,7 @@ class CircularFlow(Rule):
         super().__init__(settings, ctx)
         self.window = int(settings["days"] * DAY_MS)
         self.out: dict[bytes, deque[_Edge]] = {}
+        self.next_sweep = 0
 
     def _recent(self, node: bytes, since: int) -> deque[_Edge]:
         edges = self.out.get(node)
@@ -46,6 +47,14 @@ class CircularFlow(Rule):
         if not edges:
             del self.out[node]
         return edges
+
+    def on_time(self, now: int) -> list[Signal]:
+        """Drop edges older than the window once per window, so memory follows it."""
+        if now >= self.next_sweep:
+            for node in list(self.out):
+                self._recent(node, now - self.window)
+            self.next_sweep = now + self.window
+        return []
 
     def _loop(self, closing: _Edge) -> list[_Edge] | None:
         """The shortest time-ordered path target → … → source within the window."""
