@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit-nodes": ("almoner.cli.audit_cmd", "audit_nodes_cmd"),
     "supervise": ("almoner.cli.supervise_cmd", "supervise_cmd"),
     "disclose": ("almoner.cli.disclose_cmd", "disclose_cmd"),
+    "governance": ("almoner.cli.governance_cmd", "governance"),
 }
 
 

@@ -166,7 +166,7 @@ class Supervisor:
         ctx.block_index = {tid: i for i, tid in enumerate(executed.tx_ids)}
         for rule in self.rules:
             self.signals.extend(rule.on_time(now))
-        for event in block_events(executed):
+        for event in block_events(executed, ctx.party_of):
             for rule in self.rules:
                 self.signals.extend(rule.on_event(event))
             self.features.on_event(event)

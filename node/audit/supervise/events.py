@@ -8,6 +8,7 @@ lineage every node computes, not by a second model of it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from almoner.node.audit.supervise.model import Event, Hop, TxRef
@@ -40,7 +41,9 @@ def _hop_from(key: bytes, raw: bytes) -> tuple[bytes, int, Hop]:
     return record["tx_id"], seq, hop
 
 
-def block_events(executed: ExecutedBlock) -> list[Event]:
+def block_events(executed: ExecutedBlock, party_of: Callable[[bytes], bytes]) -> list[Event]:
+    """The block's txs as events; `signer` is the party id the signing key belongs to
+    (after a key rotation the key differs from the party's id)."""
     block = executed.block
     header = block["header"]
     first_leaf = header["log_size"] - len(executed.tx_ids)

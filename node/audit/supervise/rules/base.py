@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from almoner.node.audit.supervise.model import Event, Signal, TxRef
 from almoner.node.audit.supervise.periods import period_bounds
 from almoner.node.chain.ledger import Ledger
+from almoner.node.chain.party_keys import party_id_for
 from almoner.node.chain.state import get_donation, get_party
 
 MAX_TXS = 50  # per signal; the rest are counted in `txs_omitted`
@@ -21,6 +22,15 @@ class Context:
         self.granularity = granularity
         self.block_index: dict[bytes, int] = {}  # tx id -> index, for the current block
         self._names: dict[bytes, str] = {}
+        self._parties: dict[bytes, bytes] = {}
+
+    def party_of(self, key: bytes) -> bytes:
+        """The party id a signing key belongs to; cached, since a key never changes hands
+        (retired keys are never reused)."""
+        party = self._parties.get(key)
+        if party is None:
+            party = self._parties[key] = party_id_for(self.ledger.store, key)
+        return party
 
     def name(self, party: bytes) -> str:
         if party not in self._names:
