@@ -4,6 +4,8 @@ checked) and a near miss just on the other side of its threshold."""
 from __future__ import annotations
 
 from almoner.node.audit.supervise.model import Signal
+from almoner.node.chain.crypto import KeyPair
+from almoner.node.chain.signing import rotation_sign_bytes
 from tests.audit.scenario import DAY, HOUR, Scenario
 
 
@@ -332,3 +334,22 @@ def test_a_disabled_rule_raises_nothing() -> None:
     s = opened()
     s.at(DAY, s.attest("charity-2", "adverse"))
     assert s.signals("audit_opinion", rules={"audit_opinion": {"enabled": False}}) == []
+
+
+def test_signals_name_the_party_after_a_key_rotation() -> None:
+    """After party.rotate_key the charity signs with a new key; findings still name the
+    party by its id, so they add up with what it did before."""
+    s = opened()
+    fresh = KeyPair.from_seed(b"\x31" * 32)
+    s.keys.parties["charity-1-new"] = fresh
+    party = s.pub("charity-1")
+    proof = fresh.sign(rotation_sign_bytes(s.genesis.chain_id, party, fresh.public_key))
+    s.at(DAY, s.donate("charity-1", 100_000, "k1"))
+    s.at(
+        DAY * 2,
+        s.w.tx("charity-1", "party.rotate_key", {"new_key": fresh.public_key, "new_sig": proof}),
+    )
+    s.at(DAY * 3, s.disburse("charity-1-new", 5_000, category="admin"))
+    signal = only(s.signals("overhead_above_limit"))
+    assert signal.party == party
+    assert "Clean Water Foundation" in signal.en

@@ -57,7 +57,8 @@ def block_events(executed: ExecutedBlock, party_of: Callable[[bytes], bytes]) ->
     for index, (tx, tx_id) in enumerate(zip(block["txs"], executed.tx_ids, strict=True)):
         ref = TxRef(tx_id, header["height"], first_leaf + index)
         own = tuple(hop for _, hop in sorted(hops.get(tx_id, ()), key=lambda h: h[0]))
-        events.append(Event(tx["type"], header["time"], ref, index, tx["signer"], tx["body"], own))
+        signer = party_of(tx["signer"])
+        events.append(Event(tx["type"], header["time"], ref, index, signer, tx["body"], own))
     return events
 
 
