@@ -36,7 +36,7 @@ from almoner.node.chain.views import (
     receipt,
     trace_view,
 )
-from almoner.node.errors import CodecError, ProtocolError, invalid_field
+from almoner.node.errors import CodecError, ProtocolError, StoreError, invalid_field
 from almoner.node.server.p2p import P2PError, open_envelope
 from almoner.node.server.services import NodeServices
 
@@ -123,6 +123,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProtocolError)
     async def _protocol_error(request: Request, exc: ProtocolError) -> JSONResponse:
         return error_response(exc)
+
+    @app.exception_handler(StoreError)
+    async def _store_failed(request: Request, exc: StoreError) -> JSONResponse:
+        # Not the request's fault and not a bug: the disk failed. Same answer as /healthz.
+        log.error("store failure on %s %s: %s", request.method, request.url.path, exc)
+        return http_error(503, "unhealthy", f"the node's store failed: {exc}")
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:

@@ -27,7 +27,7 @@ from almoner.node.chain.crypto import KeyPair
 from almoner.node.chain.genesis import Genesis, load_genesis
 from almoner.node.chain.keys import load_key_file
 from almoner.node.chain.ledger import Ledger
-from almoner.node.chain.store import LevelStore
+from almoner.node.chain.store import KVStore, LevelStore
 from almoner.node.errors import AlmonerError
 from almoner.node.server.api import create_app
 from almoner.node.server.catchup import CatchUp
@@ -51,7 +51,7 @@ class NodeRuntime:
 
     config: NodeConfig
     genesis: Genesis
-    store: LevelStore
+    store: KVStore
     ledger: Ledger
     mempool: Mempool
     notifier: CommitNotifier
@@ -73,10 +73,13 @@ class NodeRuntime:
         return self.driver is not None and self.driver.is_validator
 
     async def start(self) -> None:
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(10.0, connect=2.0),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-        )
+        """Start the driver, the peers' workers and catch-up; `client` (HTTP to the peers)
+        is made here unless one was given (a test's in-process network)."""
+        if self.client is None:
+            self.client = httpx.AsyncClient(
+                timeout=httpx.Timeout(10.0, connect=2.0),
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            )
         self.transport = Transport(self.ledger.chain_id, self.peers, self.key, self.client)
         self.transport.start()
         self.driver = Driver(
@@ -174,10 +177,17 @@ def build_runtime(config: NodeConfig) -> NodeRuntime:
         key = load_key_file(config.key, passphrase)
     store = LevelStore(config.data_dir)
     try:
-        ledger = Ledger(store, genesis)
+        return assemble_runtime(config, genesis, store, key)
     except AlmonerError:
         store.close()
         raise
+
+
+def assemble_runtime(
+    config: NodeConfig, genesis: Genesis, store: KVStore, key: KeyPair | None
+) -> NodeRuntime:
+    """Wire a node from an open store (tests pass an in-memory or fault-injecting one)."""
+    ledger = Ledger(store, genesis)
     mempool = Mempool(ledger, config.mempool_max_txs, config.mempool_max_bytes)
     metrics = Metrics()
     node_id = (

@@ -5,7 +5,17 @@ the machine, the ledger and the mempool never see interleaved updates: consensus
 messages, ticks, and blocks fetched by catch-up are all events in that inbox.
 
 For every `Ready` of the machine it persists first (fsync), then sends, then answers the
-application requests, then commits decisions, as `consensus/` requires. Heights start
+application requests, then commits decisions, as `consensus/` requires. Persisting is
+fail-stop: if the consensus state cannot be written (or a block cannot be committed), the
+driver stops before sending anything that depends on it and `/healthz` turns unhealthy; a
+restart on a healthy store resumes from the last durable record, so the validator never
+signs a second, different message for one (height, round, kind). As a second line, an own
+message is sent only if it is in the last record known to be durable.
+
+Blocking work (fsync, block building and execution, the signature checks of a proposed or
+fetched block, the commit) runs on one worker thread that owns the store's writes, so the
+event loop keeps answering HTTP while a large block executes. The driver awaits each such
+step before its next one, so its own order is unchanged. Heights start
 lazily: after a commit the next height begins only when there is work (pending txs, a
 message from a peer for that height, or the heartbeat falling due), so an idle network
 does not spin through empty rounds (PROTOCOL.md §4, "no empty blocks").
@@ -15,22 +25,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from almoner.consensus import (
     Decision,
     Machine,
+    Message,
     MessageError,
     Params,
+    PersistedState,
     Proposal,
     ProposalRequest,
     Ready,
     ValidityRequest,
     Vote,
+    WalError,
     parse_message,
 )
 from almoner.consensus import Evidence as EvidenceFound
@@ -50,11 +66,16 @@ from almoner.node.server.tasks import cancel_all
 from almoner.node.server.transport import Transport
 
 log = logging.getLogger("almoner.driver")
+T = TypeVar("T")
 
 WAL_KEY = schema.CONSENSUS_WAL + b"state"
 INBOX_MAX = 50_000
 MAX_FUTURE_SKEW_MS = 30_000
 MAX_BLOCKS_KEPT = 64
+
+
+class DriverError(AlmonerError):
+    """The driver was asked for consensus work it cannot do (it runs no machine)."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +141,9 @@ class Driver:
         self.pending_evidence: dict[bytes, dict[str, Any]] = {}
         self.stopped = asyncio.Event()
         self.fatal: str | None = None
+        # Own messages in the last record that reached the disk: the only ones sendable.
+        self._durable_own: set[Message] = set()
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="almoner-store")
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -129,30 +153,54 @@ class Driver:
         self._tasks.append(asyncio.create_task(self._ticker(), name="ticker"))
 
     async def stop(self) -> None:
-        """Cancel between events: a commit in progress is one synchronous call, so it
-        always finishes before cancellation lands."""
+        """Cancel the tasks, then wait for the store worker's current job (a commit or a
+        state write is one atomic batch) so the store can be closed after this."""
         await cancel_all(self._tasks)
+        await asyncio.to_thread(self._worker.shutdown, True)
+
+    async def _off_loop(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run blocking store or CPU work on the store worker thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._worker, functools.partial(fn, *args, **kwargs))
+
+    def _running_machine(self) -> Machine:
+        if self.machine is None:
+            raise DriverError("no consensus machine runs here (an observer, or stopped)")
+        return self.machine
 
     def _start_machine(self) -> None:
-        assert self.key is not None
+        if self.key is None:
+            raise ValueError("only a validator (a node with a key) runs the consensus machine")
         params = Params.from_genesis(self.params)
         signer = NodeSigner(self.key)
         next_height = self.ledger.head.height + 1
         validators = self.ledger.validators(next_height)
         raw = self.ledger.store.get(WAL_KEY)
-        record = decode(raw, max_size=1 << 26) if raw is not None else None
+        try:
+            record = decode(raw, max_size=1 << 26) if raw is not None else None
+        except ProtocolError as exc:
+            raise StoreError(f"the stored consensus state does not decode: {exc}") from exc
         chain = self.ledger.chain_id
-        if record is not None and record.get("height") == next_height:
-            self.machine = Machine.restore(record, chain, signer, self.verifier, validators, params)
+        self._restored = isinstance(record, dict) and record.get("height") == next_height
+        if isinstance(record, dict) and self._restored:
+            try:
+                self.machine = Machine.restore(
+                    record, chain, signer, self.verifier, validators, params
+                )
+            except WalError as exc:
+                raise StoreError(f"the stored consensus state is unusable: {exc}") from exc
+            self._durable_own = set(self.machine.persisted().own)
             log.info("resumed consensus at height %d from the persisted state", next_height)
         else:
             self.machine = Machine(chain, signer, self.verifier, next_height, validators, params)
         self._idle = True
-        self._restored = record is not None and record.get("height") == next_height
 
     # -- inputs ---------------------------------------------------------------------
     def deliver(self, sender: bytes, msg: dict[str, Any]) -> bool:
-        """Queue a peer's message; False when the inbox is full (the API answers 503)."""
+        """Queue a peer's message; False when the inbox is full or the driver has stopped
+        (the API answers 503)."""
+        if self.fatal is not None:
+            return False
         try:
             self.inbox.put_nowait(PeerMessage(sender, msg))
         except asyncio.QueueFull:
@@ -160,6 +208,8 @@ class Driver:
         return True
 
     def deliver_blocks(self, items: list[tuple[Any, Any]], source: str) -> None:
+        if self.fatal is not None:
+            return
         for block, cert in items:
             self.inbox.put_nowait(SyncedBlock(block, cert, source))
 
@@ -171,42 +221,52 @@ class Driver:
                     self.inbox.put_nowait(Tick())
 
     async def _run(self) -> None:
-        if self.machine is not None and self._restored:
-            self._idle = False
-            self._process(self.machine.start())
-        while True:
-            event = await self.inbox.get()
-            try:
-                self._handle(event)
-            except StoreError as exc:
-                # The store failed or is corrupt: continuing could only make it worse.
-                # /healthz turns unhealthy.
-                log.error("consensus driver stopped: %s", exc)
-                self.fatal = str(exc)
-                self.stopped.set()
-                return
-            except Exception:  # a bug reached by one event must not halt the node
-                # Commits are single atomic batches, so nothing is half-written; the
-                # event is dropped and counted, and consensus recovers by rebroadcast.
-                log.exception("dropped an event the driver could not handle: %r", event)
-                self.metrics.inc("almoner_driver_errors_total")
+        try:
+            if self.machine is not None and self._restored:
+                self._idle = False
+                await self._process(self.machine.start())
+            while True:
+                event = await self.inbox.get()
+                try:
+                    await self._handle(event)
+                except StoreError:
+                    raise
+                except Exception:  # a bug reached by one event must not halt the node
+                    # Commits are single atomic batches and state writes fail-stop, so
+                    # nothing is half-written; the event is dropped and counted, and
+                    # consensus recovers by rebroadcast.
+                    log.exception("dropped an event the driver could not handle: %r", event)
+                    self.metrics.inc("almoner_driver_errors_total")
+        except StoreError as exc:
+            self._fail_stop(str(exc))
 
-    def _handle(self, event: Tick | PeerMessage | SyncedBlock) -> None:
+    def _fail_stop(self, reason: str) -> None:
+        """The store failed: continuing could sign what is not recorded, so stop consensus
+        (no more sends, no more inputs) and let /healthz report it."""
+        log.error("consensus driver stopped: %s", reason)
+        self.fatal = reason
+        self.machine = None
+        for task in self._tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        self.stopped.set()
+
+    async def _handle(self, event: Tick | PeerMessage | SyncedBlock) -> None:
         if isinstance(event, PeerMessage):
-            self._on_peer_message(event)
+            await self._on_peer_message(event)
         elif isinstance(event, SyncedBlock):
-            self._on_synced_block(event)
+            await self._on_synced_block(event)
         now = time.monotonic()
         elapsed = int((now - self._last_tick) * 1000)
         if self.machine is not None:
             if elapsed > 0:
                 self._last_tick = now
                 if not self._idle:
-                    self._process(self.machine.tick(elapsed))
-            self._maybe_start_height()
-            self._maybe_propose()
+                    await self._process(self.machine.tick(elapsed))
+            await self._maybe_start_height()
+            await self._maybe_propose()
 
-    def _on_peer_message(self, event: PeerMessage) -> None:
+    async def _on_peer_message(self, event: PeerMessage) -> None:
         msg = event.msg
         if msg["type"] == "txs":
             for raw in msg.get("txs") or []:
@@ -229,7 +289,7 @@ class Driver:
             if not self._keep_block(parsed, block):
                 self.metrics.inc("almoner_p2p_dropped_total", reason="block_mismatch")
                 return
-        self._process(self.machine.step(parsed))
+        await self._process(self.machine.step(parsed))
 
     def _keep_block(self, proposal: Proposal, block: Any) -> bool:
         if proposal.height < self.ledger.head.height + 1:
@@ -249,35 +309,53 @@ class Driver:
         return True
 
     # -- the Ready loop -------------------------------------------------------------
-    def _process(self, first: Ready) -> None:
-        assert self.machine is not None
+    async def _process(self, first: Ready) -> None:
         queue = deque([first])
         while queue:
             ready = queue.popleft()
             if ready.persist is not None:
-                self.ledger.store.write({WAL_KEY: encode(ready.persist)}, sync=True)
+                await self._persist(ready.persist)
             for out in ready.send:
-                wire = self._wire(out.message)
-                if wire is None:
-                    continue
-                if out.to is None:
-                    self.transport.broadcast(wire)
-                else:
-                    self.transport.send_to(out.to, wire)
+                self._send(out.message, out.to)
             for found in ready.evidence:
                 self._on_evidence(found)
             for request in ready.requests:
                 if isinstance(request, ProposalRequest):
                     self._proposal_request = request
                 elif isinstance(request, ValidityRequest):
-                    valid = self._validate(request.height, request.block_hash)
-                    queue.append(
-                        self.machine.on_validity(request.height, request.block_hash, valid)
-                    )
+                    valid = await self._validate(request.height, request.block_hash)
+                    machine = self._running_machine()
+                    queue.append(machine.on_validity(request.height, request.block_hash, valid))
             for decision in ready.decided:
-                self._commit_decision(decision)
+                await self._commit_decision(decision)
             for reason in ready.dropped:
                 self.metrics.inc("almoner_consensus_dropped_total", reason=reason.split(":")[0])
+
+    async def _persist(self, record: dict[str, Any]) -> None:
+        """Write and fsync the consensus state; any failure is fatal (StoreError)."""
+        own = set(PersistedState.from_record(record).own)
+        try:
+            await self._off_loop(self.ledger.store.write, {WAL_KEY: encode(record)}, sync=True)
+        except StoreError:
+            raise
+        except Exception as exc:  # not durable, whatever the reason: the same hazard
+            raise StoreError(f"cannot persist the consensus state: {exc!r}") from exc
+        self._durable_own = own
+
+    def _send(self, message: Proposal | Vote, to: bytes | None) -> None:
+        own = self.key is not None and message.sender == self.key.public_key
+        if own and message not in self._durable_own:
+            raise StoreError(
+                f"refusing to send an own {type(message).__name__.lower()} for height "
+                f"{message.height} round {message.round} that is not in the durable state"
+            )
+        wire = self._wire(message)
+        if wire is None:
+            return
+        if to is None:
+            self.transport.broadcast(wire)
+        else:
+            self.transport.send_to(to, wire)
 
     def _wire(self, message: Proposal | Vote) -> dict[str, Any] | None:
         if isinstance(message, Vote):
@@ -294,7 +372,7 @@ class Driver:
     def _heartbeat_due(self) -> bool:
         return wall_ms() - self.ledger.head.time >= self.params["heartbeat_ms"]
 
-    def _maybe_start_height(self) -> None:
+    async def _maybe_start_height(self) -> None:
         if not self._idle or self.machine is None:
             return
         if not (len(self.mempool) or self._peer_work_seen or self._heartbeat_due()):
@@ -303,11 +381,11 @@ class Driver:
         self._peer_work_seen = False
         height = self.ledger.head.height + 1
         if self.machine.height < height:
-            self._process(self.machine.start_height(height, self.ledger.validators(height)))
+            await self._process(self.machine.start_height(height, self.ledger.validators(height)))
         else:
-            self._process(self.machine.start())
+            await self._process(self.machine.start())
 
-    def _maybe_propose(self) -> None:
+    async def _maybe_propose(self) -> None:
         request, machine = self._proposal_request, self.machine
         if request is None or machine is None:
             return
@@ -319,8 +397,10 @@ class Driver:
         heartbeat = self._heartbeat_due()
         if not len(self.mempool) and not heartbeat:
             return
-        assert self.key is not None
-        executed = self.ledger.build_block(
+        if self.key is None:
+            return  # only a validator gets a ProposalRequest
+        executed = await self._off_loop(
+            self.ledger.build_block,
             self.mempool.candidates(),
             time_ms=max(wall_ms(), self.ledger.head.time + 1),
             proposer=self.key.public_key,
@@ -335,9 +415,11 @@ class Driver:
         self._proposal_request = None
         self._blocks[executed.block_hash] = executed.block
         self._executed[executed.block_hash] = executed
-        self._process(machine.propose_value(request.height, request.round, executed.block_hash))
+        await self._process(
+            machine.propose_value(request.height, request.round, executed.block_hash)
+        )
 
-    def _validate(self, height: int, hash_: bytes) -> bool:
+    async def _validate(self, height: int, hash_: bytes) -> bool:
         if hash_ in self._executed:
             return True
         block = self._blocks.get(hash_)
@@ -346,7 +428,9 @@ class Driver:
         if block["header"].get("time", 0) > wall_ms() + MAX_FUTURE_SKEW_MS:
             return False
         try:
-            executed = self.ledger.execute_block(block, verified=self.mempool.verified_ids())
+            executed = await self._off_loop(
+                self.ledger.execute_block, block, verified=self.mempool.verified_ids()
+            )
         except BlockError as exc:
             log.warning("refusing block %s at height %d: %s", hash_.hex()[:16], height, exc)
             self.metrics.inc("almoner_blocks_refused_total", rule=exc.rule)
@@ -354,20 +438,20 @@ class Driver:
         self._executed[hash_] = executed
         return True
 
-    def _commit_decision(self, decision: Decision) -> None:
+    async def _commit_decision(self, decision: Decision) -> None:
         executed = self._executed.get(decision.block_hash)
-        if executed is None and self._validate(decision.height, decision.block_hash):
+        if executed is None and await self._validate(decision.height, decision.block_hash):
             executed = self._executed[decision.block_hash]
         if executed is None:
             # We never saw the block: catch-up fetches it with its certificate.
             log.info("decided height %d without its block; waiting for catch-up", decision.height)
             return
-        self._commit(executed, decision.certificate.to_map())
+        await self._commit(executed, decision.certificate.to_map())
 
-    def _commit(self, executed: ExecutedBlock, cert: dict[str, Any]) -> None:
+    async def _commit(self, executed: ExecutedBlock, cert: dict[str, Any]) -> None:
         started = time.monotonic()
         try:
-            self.ledger.commit(executed, cert)
+            await self._off_loop(self.ledger.commit, executed, cert)
         except BlockError as exc:  # executed against a head that has moved on: stale
             log.warning("not committing block %d: %s", executed.height, exc)
             self._executed.pop(executed.block_hash, None)
@@ -386,17 +470,19 @@ class Driver:
         self._idle = True
         self._peer_work_seen = False
 
-    def _on_synced_block(self, event: SyncedBlock) -> None:
+    async def _on_synced_block(self, event: SyncedBlock) -> None:
         header = event.block.get("header") if isinstance(event.block, dict) else None
         if not isinstance(header, dict) or header.get("height") != self.ledger.head.height + 1:
             return  # already have it, or not next: the syncer asks again from our head
         try:
-            executed = check_certified_block(self.ledger, event.block, event.cert, self.verifier)
+            executed = await self._off_loop(
+                check_certified_block, self.ledger, event.block, event.cert, self.verifier
+            )
         except BlockError as exc:
             log.warning("catch-up block from %s refused: %s (%s)", event.source, exc, exc.rule)
             self.metrics.inc("almoner_sync_refused_total", rule=exc.rule)
             return
-        self._commit(executed, event.cert)
+        await self._commit(executed, event.cert)
         self.metrics.inc("almoner_sync_blocks_total")
         if self.machine is not None and self.machine.height <= self.ledger.head.height:
             self._idle = True
