@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.consensus
 	$(BIN)/python -m bench.verify
 	$(BIN)/python -m bench.cluster
+	$(BIN)/python -m bench.event_loop
 
 # The node image (docker/build-image.sh: base image from a cached debootstrap if missing,
 # wheels built on the host, docker build). Needs root or a running Docker engine.

@@ -61,7 +61,11 @@ class NodeRuntime:
     transport: Transport | None = None
     driver: Driver | None = None
     node_id: str = ""
+    genesis_hash: str = field(init=False, default="")
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.genesis_hash = self.genesis.hash.hex()  # /v1/status shows it on every call
 
     @property
     def peers(self) -> dict[bytes, str]:
@@ -159,7 +163,7 @@ class NodeRuntime:
         return {
             "node": self.node_id,
             "chain_id": self.ledger.chain_id,
-            "genesis_hash": self.genesis.hash.hex(),
+            "genesis_hash": self.genesis_hash,
             "height": self.ledger.head.height,
             "validator": self.is_validator,
             "peers": peers,

@@ -55,7 +55,7 @@ class WireLog:
     sent: dict[bytes, list[Message]] = field(default_factory=dict)
 
     def record(self, body: bytes) -> None:
-        envelope = decode(body)
+        envelope = decode(body, max_size=len(body))
         for msg in decode_payload(envelope["msgs"]):
             kind = msg.get("type")
             if kind in ("proposal", "vote"):
@@ -90,9 +90,13 @@ class InProcessNetwork(httpx.AsyncBaseTransport):
         node = self.nodes.get(target)
         if node is None or target in self.cut:
             raise httpx.ConnectError(f"{target} is unreachable", request=request)
+        # A network hop is a suspension point: the sender's step ends here, as it would on
+        # a socket, and the receiving node handles the request in a step of its own.
+        await asyncio.sleep(0)
         if request.url.path == "/v1/p2p/messages":
             body = await request.aread()
             self.wire.record(body)
+            await asyncio.sleep(0)
         return await node.handle_async_request(request)
 
 
