@@ -115,7 +115,7 @@ def timing_steps(watch: LoopWatch) -> Iterator[None]:
                 watch.longest_step = spent
                 watch.longest_step_was = f"{where} -> {_resumes_at(handle)}"
 
-    asyncio.events.Handle._run = timed  # type: ignore[method-assign]
+    asyncio.events.Handle._run = timed  # type: ignore[method-assign, assignment]
     gc.callbacks.append(on_gc)
     try:
         yield
