@@ -63,6 +63,7 @@ from almoner.consensus.messages import (
     proposer_index,
     quorum,
 )
+from almoner.consensus.persisted import PersistedState, PersistedStateError
 from almoner.consensus.ready import (
     Decision,
     Evidence,
@@ -72,7 +73,6 @@ from almoner.consensus.ready import (
     Ready,
     ValidityRequest,
 )
-from almoner.consensus.wal import PersistedState, WalError
 
 __all__ = [
     "PRECOMMIT",
@@ -90,6 +90,7 @@ __all__ = [
     "Outbound",
     "Params",
     "PersistedState",
+    "PersistedStateError",
     "Proposal",
     "ProposalRequest",
     "Ready",
@@ -97,7 +98,6 @@ __all__ = [
     "ValidityRequest",
     "Verifier",
     "Vote",
-    "WalError",
     "max_faulty",
     "parse_message",
     "proposer_index",

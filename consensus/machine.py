@@ -27,6 +27,7 @@ from almoner.consensus.messages import (
     proposer_index,
     quorum,
 )
+from almoner.consensus.persisted import PersistedState
 from almoner.consensus.ready import (
     Decision,
     Evidence,
@@ -37,7 +38,6 @@ from almoner.consensus.ready import (
     ValidityRequest,
 )
 from almoner.consensus.tally import Tally
-from almoner.consensus.wal import PersistedState
 
 STEP_PROPOSE = "propose"
 STEP_PREVOTE = "prevote"

@@ -349,39 +349,39 @@ def _fork(
 def _compare(
     genesis: Genesis,
     report: AuditReport,
-    low: NodeHead,
-    high: NodeHead,
+    low: tuple[NodeHead, CertifiedHead],
+    high: tuple[NodeHead, CertifiedHead],
     high_source: NodeSource,
 ) -> None:
-    """`low` is at or below `high`'s height; both have certified heads."""
-    assert low.head is not None and high.head is not None
+    """`low` is at or below `high`'s height; each comes with its certified head."""
     report.checked_pairs += 1
-    lh, hh = low.head, high.head
+    (low_node, lh), (high_node, hh) = low, high
+    low_name, high_name = low_node.name, high_node.name
     if lh.height == hh.height:
         if lh.block_hash != hh.block_hash:
-            report.forks.append(_fork(genesis, lh.height, (low.name, lh), (high.name, hh)))
+            report.forks.append(_fork(genesis, lh.height, (low_name, lh), (high_name, hh)))
         return
     try:
         view = high_source.block(lh.height)
         theirs = certify_head(genesis, view["header"], view["commit"])
     except AuditError as exc:
         report.inconsistencies.append(
-            f"{high.name} serves block {lh.height} with a bad certificate: {exc}"
+            f"{high_name} serves block {lh.height} with a bad certificate: {exc}"
         )
         return
     if theirs.block_hash != lh.block_hash:
-        report.forks.append(_fork(genesis, lh.height, (low.name, lh), (high.name, theirs)))
+        report.forks.append(_fork(genesis, lh.height, (low_name, lh), (high_name, theirs)))
         return
     if lh.log_size in (0, hh.log_size):
         if lh.log_size == hh.log_size and lh.log_root != hh.log_root:
-            report.inconsistencies.append(f"{low.name} and {high.name}: same size, other root")
+            report.inconsistencies.append(f"{low_name} and {high_name}: same size, other root")
         return
     proof = high_source.consistency(lh.log_size, hh.log_size)
     if not verify_consistency(
         lh.log_size, hh.log_size, lh.log_root, hh.log_root, proof.get("path", [])
     ):
         report.inconsistencies.append(
-            f"{high.name}'s log of {hh.log_size} txs does not extend {low.name}'s of "
+            f"{high_name}'s log of {hh.log_size} txs does not extend {low_name}'s of "
             f"{lh.log_size} (consistency proof fails)"
         )
 
@@ -402,17 +402,16 @@ def audit_nodes(genesis: Genesis, sources: dict[str, NodeSource]) -> AuditReport
             node.error, node.unreachable = str(exc), True
         nodes.append(node)
     report = AuditReport(nodes)
-    good = [n for n in nodes if n.head is not None and n.error is None]
-    top = max((n.head.height for n in good if n.head is not None), default=0)
-    report.lagging = [n.name for n in good if n.head is not None and n.head.height < top]
+    good = [(n, n.head) for n in nodes if n.head is not None and n.error is None]
+    top = max((head.height for _, head in good), default=0)
+    report.lagging = [n.name for n, head in good if head.height < top]
     for i, a in enumerate(good):
         for b in good[i + 1 :]:
-            assert a.head is not None and b.head is not None
-            low, high = (a, b) if a.head.height <= b.head.height else (b, a)
+            low, high = (a, b) if a[1].height <= b[1].height else (b, a)
             try:
-                _compare(genesis, report, low, high, sources[high.name])
+                _compare(genesis, report, low, high, sources[high[0].name])
             except AlmonerError as exc:
-                high.error, high.unreachable = str(exc), True
+                high[0].error, high[0].unreachable = str(exc), True
     seen: dict[tuple[bytes, int, int, str], dict[str, Any]] = {}
     for name, source in sources.items():
         node = next(n for n in nodes if n.name == name)

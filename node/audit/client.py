@@ -15,14 +15,18 @@ from typing import Any
 
 import httpx
 
-from almoner.node.chain.certified import parse_block_stream
-from almoner.node.chain.codec import array_header, decode, encode
+from almoner.node.chain.certified import (
+    BLOCKS_PATH,
+    SyncError,
+    block_range_items,
+    block_range_query,
+    parse_block_items,
+)
+from almoner.node.chain.codec import MSGPACK, array_header, decode, encode
 from almoner.node.chain.crypto import KeyPair
 from almoner.node.chain.genesis import Genesis, GenesisError, parse_genesis
 from almoner.node.chain.tx import make_tx
 from almoner.node.errors import STATUS_BY_CODE, AlmonerError, ProtocolError
-
-MSGPACK = "application/msgpack"
 
 
 class ClientError(AlmonerError):
@@ -119,13 +123,25 @@ class Client:
         return result
 
     def blocks(self, start: int, limit: int = 100) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        response = self._request(
-            "GET",
-            "/v1/blocks",
-            params={"from": start, "limit": limit},
-            headers={"accept": MSGPACK},
-        )
-        return parse_block_stream(response.content, self.url)
+        """Blocks start .. start + limit - 1 with their certificates (shape-checked only)."""
+        try:
+            return parse_block_items(self.block_items(start, limit), self.url)
+        except SyncError as exc:
+            raise ClientError(str(exc)) from exc
+
+    def block_items(self, start: int, limit: int = 100) -> list[bytes]:
+        """The raw `{"block", "commit"}` items of one GET /v1/blocks, as the node sent them
+        (an archive stores them verbatim). Raises ClientError."""
+        try:
+            response = self._http.get(
+                BLOCKS_PATH, params=block_range_query(start, limit), headers={"accept": MSGPACK}
+            )
+        except httpx.HTTPError as exc:
+            raise ClientError(f"cannot reach {self.url}: {exc}") from exc
+        try:
+            return block_range_items(response.status_code, response.content, self.url, start)
+        except SyncError as exc:
+            raise ClientError(str(exc)) from exc
 
     def tx(self, tx_id: bytes, proof_size: int | None = None) -> dict[str, Any]:
         params = {} if proof_size is None else {"proof_size": proof_size}

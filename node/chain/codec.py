@@ -17,6 +17,8 @@ from almoner.node.errors import CodecError
 INT_MIN = -(2**63)
 INT_MAX = 2**63 - 1
 DEFAULT_MAX_SIZE = 64 * 1024
+# The HTTP media type of these bytes (Accept / Content-Type), for every client and server.
+MSGPACK = "application/msgpack"
 
 Value = None | bool | int | str | bytes | list[Any] | dict[str, Any]
 

@@ -47,8 +47,8 @@ ATTESTATION = b"s/at/"  # + regulator + attestation id -> attestation record
 EVIDENCE = b"s/ev/"  # + culprit + height + round + kind -> committed evidence record
 
 # -- node-local (not part of the replicated state) --------------------------------------
-CONSENSUS_WAL = b"x/wal/"  # consensus persisted state (own votes, lock), per validator node
-PENDING_EVIDENCE = b"x/ev/"  # evidence seen but not yet committed
+# A validator's consensus persisted state (own votes, lock); the bytes predate the name.
+CONSENSUS_STATE = b"x/wal/"
 
 
 def u64(n: int) -> bytes:

@@ -12,11 +12,19 @@ from almoner.node.chain.ledger import Ledger
 from almoner.node.chain.lineage import trace
 from almoner.node.chain.signing import block_hash, tx_id
 from almoner.node.chain.state import fund_balances, get_donation, get_party, list_evidence
-from almoner.node.errors import ProtocolError
+from almoner.node.errors import ProtocolError, StoreError
 
 
 def not_found(what: str) -> ProtocolError:
     return ProtocolError("not_found", f"{what} not found")
+
+
+def stored_block(ledger: Ledger, height: int) -> dict[str, Any]:
+    """A block an index says is committed; its absence means the store is corrupt."""
+    block = ledger.block_at(height)
+    if block is None:
+        raise StoreError(f"the store is corrupt: block {height} is indexed but missing")
+    return block
 
 
 def head_view(ledger: Ledger) -> dict[str, Any]:
@@ -24,8 +32,9 @@ def head_view(ledger: Ledger) -> dict[str, Any]:
     height = ledger.head.height
     if height == 0:
         raise not_found("no block has been committed yet; the head")
-    block, cert = ledger.block_at(height), ledger.certificate_at(height)
-    assert block is not None and cert is not None
+    block, cert = stored_block(ledger, height), ledger.certificate_at(height)
+    if cert is None:
+        raise StoreError(f"the store is corrupt: the certificate of block {height} is missing")
     return {"block_hash": ledger.head.block_hash, "header": block["header"], "commit": cert}
 
 
@@ -66,8 +75,7 @@ def certified_head_at_size(ledger: Ledger, size: int | None) -> tuple[int, bytes
             f"proof_size: no certified head has log_size {size}",
             {"field": "proof_size"},
         )
-    block = ledger.block_at(height)
-    assert block is not None
+    block = stored_block(ledger, height)
     return height, block_hash(block["header"]), size
 
 
@@ -82,8 +90,7 @@ def receipt(ledger: Ledger, tx_id: bytes, proof_size: int | None = None) -> dict
             f"proof_size: the tx is not yet in a log of size {size}",
             {"field": "proof_size"},
         )
-    block = ledger.block_at(location["height"])
-    assert block is not None
+    block = stored_block(ledger, location["height"])
     return {
         "tx_id": tx_id,
         "status": "committed",
@@ -99,8 +106,7 @@ def committed_tx(ledger: Ledger, tx_id: bytes) -> dict[str, Any] | None:
     location = ledger.tx_location(tx_id)
     if location is None:
         return None
-    block = ledger.block_at(location["height"])
-    assert block is not None
+    block = stored_block(ledger, location["height"])
     tx: dict[str, Any] = block["txs"][location["index"]]
     return tx
 

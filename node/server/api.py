@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from almoner.node.chain.certified import encode_stream_item
-from almoner.node.chain.codec import encode, split_array, to_json_view
+from almoner.node.chain.codec import MSGPACK, encode, split_array, to_json_view
 from almoner.node.chain.tx import MAX_TX_BYTES, decode_tx
 from almoner.node.chain.views import (
     block_view,
@@ -42,7 +42,6 @@ from almoner.node.server.services import NodeServices
 
 log = logging.getLogger("almoner.api")
 
-MSGPACK = "application/msgpack"
 BLOCK_RANGE_MAX = 1000
 
 

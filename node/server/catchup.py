@@ -14,7 +14,14 @@ from typing import Any, Protocol
 
 import httpx
 
-from almoner.node.chain.certified import MAX_STREAM_BYTES, SyncError, parse_block_stream
+from almoner.node.chain.certified import (
+    BLOCKS_PATH,
+    SyncError,
+    block_range_items,
+    block_range_query,
+    parse_block_items,
+)
+from almoner.node.chain.codec import MSGPACK
 from almoner.node.chain.ledger import Head
 from almoner.node.server.transport import PeerState
 
@@ -31,15 +38,10 @@ async def fetch_blocks(
 ) -> list[tuple[Any, Any]]:
     """Fetch [start, start + limit) from a peer; shape-checked, not yet verified."""
     response = await client.get(
-        f"{url}/v1/blocks",
-        params={"from": start, "limit": limit},
-        headers={"accept": "application/msgpack"},
+        url + BLOCKS_PATH, params=block_range_query(start, limit), headers={"accept": MSGPACK}
     )
-    if response.status_code != 200:
-        raise SyncError(f"{url} answered HTTP {response.status_code} for blocks from {start}")
-    if len(response.content) > MAX_STREAM_BYTES:
-        raise SyncError(f"{url} sent an oversized block stream")
-    return parse_block_stream(response.content, url)
+    raws = block_range_items(response.status_code, response.content, url, start)
+    return parse_block_items(raws, url)
 
 
 async def fetch_height(client: httpx.AsyncClient, url: str) -> int:

@@ -41,12 +41,12 @@ from almoner.consensus import (
     MessageError,
     Params,
     PersistedState,
+    PersistedStateError,
     Proposal,
     ProposalRequest,
     Ready,
     ValidityRequest,
     Vote,
-    WalError,
     parse_message,
 )
 from almoner.consensus import Evidence as EvidenceFound
@@ -68,7 +68,7 @@ from almoner.node.server.transport import Transport
 log = logging.getLogger("almoner.driver")
 T = TypeVar("T")
 
-WAL_KEY = schema.CONSENSUS_WAL + b"state"
+CONSENSUS_STATE_KEY = schema.CONSENSUS_STATE + b"state"
 INBOX_MAX = 50_000
 MAX_FUTURE_SKEW_MS = 30_000
 MAX_BLOCKS_KEPT = 64
@@ -175,7 +175,7 @@ class Driver:
         signer = NodeSigner(self.key)
         next_height = self.ledger.head.height + 1
         validators = self.ledger.validators(next_height)
-        raw = self.ledger.store.get(WAL_KEY)
+        raw = self.ledger.store.get(CONSENSUS_STATE_KEY)
         try:
             record = decode(raw, max_size=1 << 26) if raw is not None else None
         except ProtocolError as exc:
@@ -187,7 +187,7 @@ class Driver:
                 self.machine = Machine.restore(
                     record, chain, signer, self.verifier, validators, params
                 )
-            except WalError as exc:
+            except PersistedStateError as exc:
                 raise StoreError(f"the stored consensus state is unusable: {exc}") from exc
             self._durable_own = set(self.machine.persisted().own)
             log.info("resumed consensus at height %d from the persisted state", next_height)
@@ -335,7 +335,9 @@ class Driver:
         """Write and fsync the consensus state; any failure is fatal (StoreError)."""
         own = set(PersistedState.from_record(record).own)
         try:
-            await self._off_loop(self.ledger.store.write, {WAL_KEY: encode(record)}, sync=True)
+            await self._off_loop(
+                self.ledger.store.write, {CONSENSUS_STATE_KEY: encode(record)}, sync=True
+            )
         except StoreError:
             raise
         except Exception as exc:  # not durable, whatever the reason: the same hazard

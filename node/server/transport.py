@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from almoner.node.chain.codec import array_header, encode
+from almoner.node.chain.codec import MSGPACK, array_header, encode
 from almoner.node.chain.crypto import KeyPair
 from almoner.node.server.p2p import seal
 from almoner.node.server.tasks import cancel_all
@@ -115,7 +115,7 @@ class Transport:
         for attempt in range(SEND_ATTEMPTS):
             try:
                 response = await self.client.post(
-                    url, content=body, headers={"content-type": "application/msgpack"}
+                    url, content=body, headers={"content-type": MSGPACK}
                 )
             except httpx.HTTPError as exc:
                 peer.up = False

@@ -16,7 +16,7 @@ from almoner.consensus import Message, PersistedState, parse_message
 from almoner.node.chain import schema
 from almoner.node.chain.codec import H, decode
 from almoner.node.chain.store import LevelStore, MemoryStore
-from almoner.node.server.driver import WAL_KEY
+from almoner.node.server.driver import CONSENSUS_STATE_KEY
 from tests.localchain import Workload, local_genesis
 from tests.server.innet import FAST_PARAMS, FaultyStore, Network, Node, running
 
@@ -32,7 +32,7 @@ def own_messages(record_bytes: bytes | None) -> set[Message]:
 
 def precommit_save_at(height: int) -> Callable[[Mapping[bytes, bytes | None]], bool]:
     def fails(changes: Mapping[bytes, bytes | None]) -> bool:
-        raw = changes.get(WAL_KEY)
+        raw = changes.get(CONSENSUS_STATE_KEY)
         if raw is None:
             return False
         record = decode(raw)
@@ -68,7 +68,7 @@ async def assert_stopped_and_silent(net: Network, node: Node, store: FaultyStore
     await asyncio.sleep(RESEND_PERIOD_S + 1.0)  # a live machine would have re-sent by now
     assert net.net.wire.of(node.key.public_key) == before, "a message left after the failure"
     # Everything it sent at the failing height is in the record that reached the disk.
-    durable = own_messages(store.durable(WAL_KEY))
+    durable = own_messages(store.durable(CONSENSUS_STATE_KEY))
     height = runtime.ledger.head.height + 1
     me = node.key.public_key
     sent_now = {m for m in before if m.height == height and m.sender == me}
@@ -96,11 +96,11 @@ def test_a_failed_state_save_stops_before_the_precommit_leaves_and_a_restart_res
             assert response.status_code == 202, response.text
             await assert_stopped_and_silent(net, node, store)
             assert store.refused is not None
-            refused = own_messages(store.refused[WAL_KEY])
-            never_durable = refused - own_messages(store.durable(WAL_KEY))
+            refused = own_messages(store.refused[CONSENSUS_STATE_KEY])
+            never_durable = refused - own_messages(store.durable(CONSENSUS_STATE_KEY))
             assert {m.kind for m in never_durable} == {"precommit"}
             assert not never_durable & set(net.net.wire.of(node.key.public_key))
-            assert {m.kind for m in own_messages(store.durable(WAL_KEY))} >= {"prevote"}
+            assert {m.kind for m in own_messages(store.durable(CONSENSUS_STATE_KEY))} >= {"prevote"}
             assert net.nodes[0].runtime.ledger.head.height == 1  # stalled without it
 
             await net.stop(1)

@@ -57,7 +57,12 @@ def _require_currency(
     if fund == GENERAL_FUND:
         return  # the general fund holds any currency
     campaign = get_campaign(reader, charity, fund)
-    assert campaign is not None
+    if campaign is None:
+        raise ProtocolError(
+            "unknown_campaign",
+            f"{field}: the charity has no campaign {fund!r}",
+            {"field": field, "campaign": fund},
+        )
     if campaign["currency"] != currency:
         raise ProtocolError(
             "currency_mismatch",
