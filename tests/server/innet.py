@@ -182,6 +182,7 @@ class Network:
             data_dir=self.tmp / f"node-{index}",
             peers=peers,
             tick_ms=10,
+            wait_commit_timeout_ms=60_000,  # a loaded test machine may take a while
         )
 
     async def start(self, index: int, store: KVStore) -> Node:
