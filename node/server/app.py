@@ -28,11 +28,13 @@ from almoner.node.chain.genesis import Genesis, load_genesis
 from almoner.node.chain.keys import load_key_file
 from almoner.node.chain.ledger import Ledger
 from almoner.node.chain.store import KVStore, LevelStore
+from almoner.node.chain.validator_sets import SUPPORTED_VERSION
 from almoner.node.errors import AlmonerError
 from almoner.node.server.api import create_app
 from almoner.node.server.catchup import CatchUp
 from almoner.node.server.config import NodeConfig
 from almoner.node.server.driver import Driver
+from almoner.node.server.governance_api import governance_routes
 from almoner.node.server.mempool import Mempool
 from almoner.node.server.metrics import Metrics
 from almoner.node.server.notifier import CommitNotifier
@@ -191,7 +193,7 @@ def assemble_runtime(
     config: NodeConfig, genesis: Genesis, store: KVStore, key: KeyPair | None
 ) -> NodeRuntime:
     """Wire a node from an open store (tests pass an in-memory or fault-injecting one)."""
-    ledger = Ledger(store, genesis)
+    ledger = Ledger(store, genesis, max_version=config.max_protocol_version or SUPPORTED_VERSION)
     mempool = Mempool(ledger, config.mempool_max_txs, config.mempool_max_bytes)
     metrics = Metrics()
     node_id = (
@@ -222,7 +224,7 @@ def assemble_runtime(
 
 
 def create_node_app(rt: NodeRuntime) -> FastAPI:
-    app = create_app(rt)
+    app = create_app(rt, extra=(governance_routes(rt),))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
