@@ -103,7 +103,6 @@ class NodeRuntime:
             self.transport.peers,
             self.ledger,
             self.driver,
-            is_validator=self.driver.is_validator,
         )
         self._tasks.append(asyncio.create_task(catchup.run(), name="catch-up"))
         log.info(

@@ -55,7 +55,11 @@ async def fetch_height(client: httpx.AsyncClient, url: str) -> int:
 
 
 class BlockSink(Protocol):
-    """Where fetched blocks go: the consensus driver, which checks and commits them."""
+    """Where fetched blocks go: the consensus driver, which checks and commits them. It
+    also says whether this node validates now (governance can change that at any height)."""
+
+    @property
+    def is_validator(self) -> bool: ...
 
     def deliver_blocks(self, items: list[tuple[Any, Any]], source: str) -> None: ...
 
@@ -80,14 +84,12 @@ class CatchUp:
         ledger: HeadReader,
         sink: BlockSink,
         *,
-        is_validator: bool,
         interval_s: float = SYNC_INTERVAL_S,
     ) -> None:
         self.client = client
         self.peers = peers
         self.ledger = ledger
         self.sink = sink
-        self.is_validator = is_validator
         self.interval_s = interval_s
         self._ahead_since: float | None = None
 
@@ -123,7 +125,7 @@ class CatchUp:
         if not best.up or best.height <= head:
             self._ahead_since = None
             return False
-        if self.is_validator and best.height == head + 1:
+        if self.sink.is_validator and best.height == head + 1:
             if self._ahead_since is None:
                 self._ahead_since = now
             if now - self._ahead_since < LAGGING_AFTER_S:
