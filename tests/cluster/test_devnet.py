@@ -18,8 +18,8 @@ from almoner.node.devnet.network import free_port
 
 def start(root: Path, port: int, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "cli", "devnet", "--dir", str(root), "--base-port", str(port),
-         *extra],
+        [sys.executable, "-m", "almoner.cli", "devnet", "--dir", str(root),
+         "--base-port", str(port), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ},
     )  # fmt: skip
 
@@ -72,7 +72,7 @@ def test_devnet_runs_the_demo_and_resumes(tmp_path: Path) -> None:
 
 def node_cmd(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli", "devnet", "node", *args, "--dir", str(root)],
+        [sys.executable, "-m", "almoner.cli", "devnet", "node", *args, "--dir", str(root)],
         check=False, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 
