@@ -126,6 +126,12 @@ class ChaosCluster:
                     raise RuntimeError(f"{name} not healthy within {timeout:.0f}s")
                 time.sleep(0.2)
 
+    def healthy(self, name: str) -> bool:
+        try:
+            return httpx.get(f"{self.url(name)}/healthz", timeout=3).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     def status(self, name: str) -> dict[str, object] | None:
         try:
             answer: dict[str, object] = httpx.get(f"{self.url(name)}/v1/status", timeout=3).json()

@@ -10,6 +10,7 @@ WORKDIR/seed-N/summary.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import signal
@@ -95,7 +96,12 @@ class Run:
         self.load = Load(self.cluster.root, self.cluster.genesis.chain_id, urls, self.args.seed)
         self.load.start()
         t0 = time.monotonic()
-        for fault in schedule:
+        for planned in schedule:
+            fault = planned
+            if fault.kind == "disk-full" and self.cluster.disk_node is not None:
+                fault = dataclasses.replace(fault, target=self.cluster.disk_node)
+            if fault.kind.startswith("byz-"):
+                fault = dataclasses.replace(fault, target=BYZANTINE)
             self.idle_until(t0 + fault.start)
             self.say("  " + fault.describe())
             self.inject(fault)
@@ -198,10 +204,11 @@ class Run:
         self.hold(fault.length)
         if filler is not None:
             filler.unlink()
-        if not self.cluster.alive(name):
-            self.report.notes.append(
-                f"{name} stopped on a full disk (status {self.cluster.procs[name].returncode})"
-            )
+        if not self.cluster.healthy(name):  # fail-stop: the operator frees space, restarts
+            status = self.cluster.procs[name].poll()
+            how = "still running, unhealthy" if status is None else f"exited {status}"
+            self.report.notes.append(f"{name} fail-stopped on the full disk ({how}); restarted")
+            self.cluster.stop(name)
             self.cluster.start(name)
         self.cluster.wait_healthy([name])
         self.expected_down.discard(name)
@@ -279,6 +286,9 @@ class Run:
 
     def check(self) -> None:
         urls = {n: self.cluster.url(n) for n in NAMES}
+        for name in NAMES:
+            if not self.cluster.healthy(name):
+                self.report.violations.append(f"{name} is unhealthy at the end of the run")
         chains = {n: collect(u) for n, u in urls.items()}
         evidence = {n: committed_evidence(u) for n, u in urls.items()}
         found = check_histories(
