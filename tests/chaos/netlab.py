@@ -25,11 +25,31 @@ from pathlib import Path
 
 from almoner.node.devnet.network import free_port
 
-PREFIX = "almc"
-BRIDGE = f"{PREFIX}-br"
-SUBNET = "10.231.0"
-HOST_IP = f"{SUBNET}.254"
 NODE_PORT = 7000
+
+
+@dataclass(frozen=True)
+class NetId:
+    """Names and addresses of one run's network; two runs with different ids can share a
+    machine (id 0: namespaces almc-0…, bridge almc-br, 10.231.0.0/24)."""
+
+    number: int = 0
+
+    @property
+    def prefix(self) -> str:
+        return "almc" if self.number == 0 else f"almc{self.number}"
+
+    @property
+    def bridge(self) -> str:
+        return f"{self.prefix}-br"
+
+    @property
+    def subnet(self) -> str:
+        return f"10.231.{self.number}"
+
+    @property
+    def host_ip(self) -> str:
+        return f"{self.subnet}.254"
 
 
 def run(
@@ -88,7 +108,7 @@ class Lab:
 def netns_available() -> bool:
     if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("nft"):
         return False
-    probe = f"{PREFIX}-probe"
+    probe = f"almc-probe-{os.getpid()}"
     run("ip", "netns", "del", probe, check=False)
     ok = run("ip", "netns", "add", probe, check=False).returncode == 0
     run("ip", "netns", "del", probe, check=False)
@@ -96,7 +116,7 @@ def netns_available() -> bool:
 
 
 def netem_available() -> bool:
-    probe = f"{PREFIX}-probe"
+    probe = f"almc-probe-{os.getpid()}"
     run("ip", "netns", "add", probe, check=False)
     try:
         run("ip", "netns", "exec", probe, "ip", "link", "set", "lo", "up", check=False)
@@ -124,16 +144,17 @@ def netem_available() -> bool:
 class NetnsLab(Lab):
     kind = "netns"
 
-    def __init__(self, names: list[str], workdir: Path) -> None:
+    def __init__(self, names: list[str], workdir: Path, net: NetId = NetId()) -> None:
         super().__init__(names, workdir)
+        self.net = net
         self.netem = netem_available()
         self.delay_kind = "delay" if self.netem else "slow"
 
     def ns(self, name: str) -> str:
-        return f"{PREFIX}-{self.names.index(name)}"
+        return f"{self.net.prefix}-{self.names.index(name)}"
 
     def ip(self, name: str) -> str:
-        return f"{SUBNET}.{self.names.index(name) + 1}"
+        return f"{self.net.subnet}.{self.names.index(name) + 1}"
 
     def listen(self, name: str) -> str:
         return f"{self.ip(name)}:{NODE_PORT}"
@@ -149,14 +170,15 @@ class NetnsLab(Lab):
 
     def setup(self) -> None:
         self.cleanup()
-        run("ip", "link", "add", BRIDGE, "type", "bridge")
-        run("ip", "addr", "add", f"{HOST_IP}/24", "dev", BRIDGE)
-        run("ip", "link", "set", BRIDGE, "up")
+        bridge, prefix = self.net.bridge, self.net.prefix
+        run("ip", "link", "add", bridge, "type", "bridge")
+        run("ip", "addr", "add", f"{self.net.host_ip}/24", "dev", bridge)
+        run("ip", "link", "set", bridge, "up")
         for i, name in enumerate(self.names):
-            ns, host_end, ns_end = self.ns(name), f"{PREFIX}-h{i}", f"{PREFIX}-n{i}"
+            ns, host_end, ns_end = self.ns(name), f"{prefix}-h{i}", f"{prefix}-n{i}"
             run("ip", "netns", "add", ns)
             run("ip", "link", "add", host_end, "type", "veth", "peer", "name", ns_end)
-            run("ip", "link", "set", host_end, "master", BRIDGE, "up")
+            run("ip", "link", "set", host_end, "master", bridge, "up")
             run("ip", "link", "set", ns_end, "netns", ns)
             inside = ("ip", "netns", "exec", ns)
             run(*inside, "ip", "link", "set", ns_end, "name", "eth0")
@@ -172,10 +194,10 @@ class NetnsLab(Lab):
                 rules_out.append(f"ip daddr {self.ip(dst)} tcp dport {NODE_PORT} drop")
                 rules_in.append(f"ip saddr {self.ip(dst)} tcp sport {NODE_PORT} drop")
         if pct := self.faults.loss.get(name):
-            peers = f"ip saddr {SUBNET}.0/24 ip saddr != {HOST_IP}"
-            rules_in.append(f"{peers} numgen random mod 100 < {pct} drop")
+            net, host = f"{self.net.subnet}.0/24", self.net.host_ip
+            rules_in.append(f"ip saddr {net} ip saddr != {host} numgen random mod 100 < {pct} drop")
             rules_out.append(
-                f"ip daddr {SUBNET}.0/24 ip daddr != {HOST_IP} numgen random mod 100 < {pct} drop"
+                f"ip daddr {net} ip daddr != {host} numgen random mod 100 < {pct} drop"
             )
         chain = "type filter hook {} priority 0; policy accept;"
         body = "\n".join(
@@ -217,11 +239,11 @@ class NetnsLab(Lab):
         listed = run("ip", "-o", "link", "show", check=False).stdout
         for line in listed.splitlines():
             dev = line.split(":")[1].strip().split("@")[0]
-            if dev.startswith(f"{PREFIX}-"):
+            if dev.startswith(f"{self.net.prefix}-"):
                 run("ip", "link", "del", dev, check=False)
         for line in run("ip", "netns", "list", check=False).stdout.splitlines():
             ns = line.split()[0] if line.split() else ""
-            if ns.startswith(f"{PREFIX}-"):
+            if ns.startswith(f"{self.net.prefix}-") and not ns.startswith("almc-probe"):
                 run("ip", "netns", "del", ns, check=False)
 
 
@@ -277,7 +299,7 @@ class LoopbackLab(Lab):
             self.proxy.wait()
 
 
-def make_lab(mode: str, names: list[str], workdir: Path) -> Lab:
+def make_lab(mode: str, names: list[str], workdir: Path, net: NetId = NetId()) -> Lab:
     if mode == "auto":
         mode = "netns" if netns_available() else "loopback"
-    return NetnsLab(names, workdir) if mode == "netns" else LoopbackLab(names, workdir)
+    return NetnsLab(names, workdir, net) if mode == "netns" else LoopbackLab(names, workdir)

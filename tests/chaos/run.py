@@ -31,7 +31,7 @@ from tests.chaos.checker import (
 )
 from tests.chaos.cluster import ChaosCluster, libfaketime
 from tests.chaos.load import Load
-from tests.chaos.netlab import Lab, make_lab
+from tests.chaos.netlab import Lab, NetId, make_lab
 from tests.chaos.schedule import KINDS, Fault, build_schedule
 
 NAMES = [f"validator-{i}" for i in range(4)]
@@ -56,7 +56,7 @@ class Run:
         self.dir: Path = args.workdir / f"seed-{args.seed}"
         shutil.rmtree(self.dir, ignore_errors=True)
         self.dir.mkdir(parents=True)
-        self.lab: Lab = make_lab(args.mode, NAMES, self.dir)
+        self.lab: Lab = make_lab(args.mode, NAMES, self.dir, NetId(args.net_id))
         disk_node = NAMES[args.seed % 3]
         self.cluster = ChaosCluster(self.dir / "net", self.lab, NAMES, disk_node)
         self.report = Report(args.seed, self.lab.kind)
@@ -341,6 +341,13 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=60)
     parser.add_argument("--mode", choices=("auto", "netns", "loopback"), default="auto")
     parser.add_argument("--workdir", type=Path, default=Path(".chaos"))
+    parser.add_argument(
+        "--net-id",
+        type=int,
+        default=0,
+        choices=range(250),
+        help="run several at once as root with different ids",
+    )
     parser.add_argument("--max-fault", type=float, default=None, help="longest fault, s")
     parser.add_argument("--recovery-bound", type=float, default=45)
     parser.add_argument("--negative-control", action="store_true")
