@@ -62,7 +62,7 @@ chaos: $(STAMP)
 chaos-ci: $(STAMP)
 	tests/chaos/setup.sh
 	for seed in 1 7 10; do \
-		$(BIN)/python -m tests.chaos.run --seed $$seed --duration 55 --max-fault 5 --negative-control || exit 1; \
+		$(BIN)/python -m tests.chaos.run --seed $$seed --duration 45 --max-fault 4 --negative-control || exit 1; \
 	done
 
 clean:
