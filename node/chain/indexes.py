@@ -295,8 +295,9 @@ def rebuild(
             overlay = Overlay(store)
         if time.monotonic() - last_log > 5:
             last_log = time.monotonic()
-            log.info("indexed %d of %d blocks (%.0f%%)", height, head_height,
-                     100 * height / head_height)
+            log.info(
+                "indexed %d of %d blocks (%.0f%%)", height, head_height, 100 * height / head_height
+            )
     store.write(overlay.changes(), sync=True)
     log.info("query indexes built over %d blocks", head_height)
 

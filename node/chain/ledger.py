@@ -121,12 +121,8 @@ class Ledger:
         """A store of an older schema gets the secondary indexes built from its blocks."""
         raw = self.store.get(schema.META_HEAD)
         head = 0 if raw is None else int(_decode_stored(raw, "head")["height"])
-        rebuild(
-            self.store, self.genesis, head, lambda block: [tx_id(tx) for tx in block["txs"]]
-        )
-        self.store.write(
-            {schema.META_SCHEMA_VERSION: schema.u64(schema.SCHEMA_VERSION)}, sync=True
-        )
+        rebuild(self.store, self.genesis, head, lambda block: [tx_id(tx) for tx in block["txs"]])
+        self.store.write({schema.META_SCHEMA_VERSION: schema.u64(schema.SCHEMA_VERSION)}, sync=True)
 
     def _check_identity(self) -> None:
         stored_chain = (self.store.get(schema.META_CHAIN_ID) or b"").decode(errors="replace")

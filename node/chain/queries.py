@@ -119,10 +119,7 @@ def seq_window(
     high_height = U64_MAX - 1
     if time_to is not None:
         after = first_height_at_or_after(reader, time_to + 1) if time_to < U64_MAX else None
-        if after is None:
-            high_height = U64_MAX - 1
-        else:
-            high_height = after - 1
+        high_height = U64_MAX - 1 if after is None else after - 1
     if high_height < low_height:
         return None
     return seq_of(high_height, U32_MAX), seq_of(low_height, 0)
@@ -181,16 +178,14 @@ def _scan(
     if cursor is not None and prefix + _after(cursor) > start:
         start = prefix + _after(cursor)
     page = Page()
-    examined = 0
     last: bytes | None = None
-    for key, value in reader.iterate(prefix, start=start):
+    for examined, (key, value) in enumerate(reader.iterate(prefix, start=start)):
         seq = key[len(prefix) :]
         if window is not None and seq > window[1]:
             return page
         if len(page.items) == limit or examined == SCAN_BUDGET:
             page.next_cursor = encode_cursor(kind, last) if last is not None else None
             return page
-        examined += 1
         last = seq
         item = take(seq, value)
         if item is not None:
@@ -233,7 +228,11 @@ def _record_at(reader: KVReader, dkey: bytes) -> dict[str, Any]:
 
 
 def list_donations(
-    reader: KVReader, filters: DonationFilter, *, limit: int | None = None, cursor: str | None = None
+    reader: KVReader,
+    filters: DonationFilter,
+    *,
+    limit: int | None = None,
+    cursor: str | None = None,
 ) -> Page:
     size = check_limit(limit)
     position = decode_cursor(cursor, CURSOR_DONATIONS)
@@ -318,7 +317,11 @@ def party_item(party: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_parties(
-    reader: KVReader, *, role: str | None = None, limit: int | None = None, cursor: str | None = None
+    reader: KVReader,
+    *,
+    role: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
 ) -> Page:
     size = check_limit(limit)
     position = decode_cursor(cursor, CURSOR_PARTIES)

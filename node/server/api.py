@@ -101,7 +101,7 @@ def parse_int(value: str | None, field: str, default: int | None = None, low: in
 
 
 def create_app(rt: NodeRuntime) -> FastAPI:
-    app = FastAPI(title="Almoner node", version="1", docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="Almoner node", version="1", docs_url=None, redoc_url=None)
 
     @app.exception_handler(ProtocolError)
     async def _protocol_error(request: Request, exc: ProtocolError) -> JSONResponse:

@@ -33,7 +33,9 @@ from almoner.node.errors import AlmonerError
 from almoner.node.server.api import create_app
 from almoner.node.server.catchup import fetch_blocks, fetch_height
 from almoner.node.server.config import NodeConfig
+from almoner.node.server.docs_assets import install_docs
 from almoner.node.server.driver import Driver
+from almoner.node.server.explorer import install_explorer
 from almoner.node.server.mempool import Mempool
 from almoner.node.server.metrics import Metrics
 from almoner.node.server.notifier import CommitNotifier
@@ -246,6 +248,8 @@ def build_runtime(config: NodeConfig) -> NodeRuntime:
 
 def create_node_app(rt: NodeRuntime) -> FastAPI:
     app = create_app(rt)
+    install_docs(app)
+    install_explorer(app, lambda: rt.ledger, rt.genesis)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
