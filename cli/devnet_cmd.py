@@ -66,6 +66,11 @@ def devnet(nodes: int, root: Path, no_demo: bool, base_port: int, init_only: boo
                 f"demo loaded: {len(receipts)} txs committed, head at height "
                 f"{receipts[-1]['head']['height']}"
             )
+        explorer = next(iter(net.urls.values()))
+        click.echo(f"explorer: {explorer}/   (API docs: {explorer}/docs)")
+        if not no_demo:
+            platform = net.key("platform-1").public_key.hex()
+            click.echo(f"track a demo donation: {explorer}/track/{platform}/GN-1002")
         click.echo(f"keys to sign with are in {root / 'keys'}; Ctrl-C stops the network")
         while not stop:
             for name, proc in procs.procs.items():

@@ -162,6 +162,9 @@ class _BlockIndexer:
         recorded = seq_of(location["height"], location["index"])
         self.state.delete(schema.IX_UNCONFIRMED + recorded)
         self.state.delete(schema.IX_UNCONFIRMED_BY_CHARITY + donation["charity"] + recorded)
+        dkey = donation_key(body["platform"], body["donation"])
+        self.state.put(schema.IX_CONFIRMED + recorded, dkey)
+        self.state.put(schema.IX_CONFIRMED_BY_CHARITY + donation["charity"] + recorded, dkey)
         when = height_time(self.state, donation["height"])
         period = self.charity_period(
             donation["charity"], donation["currency"], period_of(when or self.time)

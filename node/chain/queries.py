@@ -46,7 +46,7 @@ from almoner.node.errors import ProtocolError, invalid_field
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-SCAN_BUDGET = 5_000
+SCAN_BUDGET = 2_000
 
 CURSOR_DONATIONS = 1
 CURSOR_PARTIES = 2
@@ -144,19 +144,27 @@ class DonationFilter:
                 raise invalid_field("campaign", "needs charity: campaign ids are per charity")
             return schema.IX_DONATIONS_BY_FUND + self.charity + lstr(self.campaign)
         if self.charity is not None:
-            if self.confirmed is False:
-                return schema.IX_UNCONFIRMED_BY_CHARITY + self.charity
+            if self.confirmed is not None:
+                return (
+                    schema.IX_CONFIRMED_BY_CHARITY
+                    if self.confirmed
+                    else schema.IX_UNCONFIRMED_BY_CHARITY
+                ) + self.charity
             return schema.IX_DONATIONS_BY_CHARITY + self.charity
         if self.platform is not None:
             return schema.IX_DONATIONS_BY_PLATFORM + self.platform
-        if self.confirmed is False:
-            return schema.IX_UNCONFIRMED
+        if self.confirmed is not None:
+            return schema.IX_CONFIRMED if self.confirmed else schema.IX_UNCONFIRMED
         return schema.IX_DONATIONS
 
-    def keeps(self, record: dict[str, Any]) -> bool:
-        return (self.platform is None or record["platform"] == self.platform) and (
-            self.confirmed is None or record["confirmed"] == self.confirmed
-        )
+    def keeps(self, reader: KVReader, seq: bytes, dkey: bytes) -> bool:
+        """The filters the chosen index does not answer, from the entry alone: the platform
+        is the first 32 bytes of the donation key, confirmation one key lookup away."""
+        if self.platform is not None and dkey[:32] != self.platform:
+            return False
+        if self.confirmed is None:
+            return True
+        return (reader.get(schema.IX_UNCONFIRMED + seq) is None) == self.confirmed
 
 
 def _scan(
@@ -245,8 +253,9 @@ def list_donations(
             return Page()
 
     def take(seq: bytes, dkey: bytes) -> dict[str, Any] | None:
-        record = _record_at(reader, dkey)
-        return donation_item(reader, record) if filters.keeps(record) else None
+        if not filters.keeps(reader, seq, dkey):
+            return None
+        return donation_item(reader, _record_at(reader, dkey))
 
     return _scan(
         reader,
