@@ -72,8 +72,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "block": {"en": "block", "zh-CN": "区块"},
     "proof": {"en": "Proof", "zh-CN": "证明"},
     "checking": {"en": "checking…", "zh-CN": "验证中…"},
-    "verified": {"en": "verified", "zh-CN": "verified"},
-    "failed": {"en": "failed", "zh-CN": "failed"},
+    "verified": {"en": "", "zh-CN": "已验证"},
+    "failed": {"en": "", "zh-CN": "验证失败"},
     "proof_explain": {
         "en": "Each step is checked in your browser: the transaction's hash, its inclusion "
         "proof in the ledger's Merkle log, and the commit certificate of the head it proves "
@@ -120,6 +120,25 @@ MESSAGES: dict[str, dict[str, str]] = {
     "api_docs": {"en": "API", "zh-CN": "接口文档"},
     "chain": {"en": "Chain", "zh-CN": "链"},
     "switch_to": {"en": "中文", "zh-CN": "English"},
+    "regulator_title": {"en": "Supervision overview", "zh-CN": "监管概览"},
+    "regulator_intro": {
+        "en": "Indicators of every charity, read from the ledger's indexes; each links to the "
+        "charity's page and its transactions.",
+        "zh-CN": "各慈善组织的指标，取自账本索引；点击可查看该组织页面及其交易。",
+    },
+    "parties": {"en": "Parties", "zh-CN": "参与方"},
+    "role": {"en": "Role", "zh-CN": "角色"},
+    "role_charity": {"en": "Charity", "zh-CN": "慈善组织"},
+    "role_platform": {"en": "Platform", "zh-CN": "募捐平台"},
+    "role_regulator": {"en": "Regulator", "zh-CN": "监管机构"},
+    "latest_audit": {"en": "Latest audit", "zh-CN": "最近审计"},
+    "evidence_title": {
+        "en": "Validator misbehaviour on the ledger",
+        "zh-CN": "账本记录的验证节点违规",
+    },
+    "validator": {"en": "Validator", "zh-CN": "验证节点"},
+    "kind": {"en": "Kind", "zh-CN": "类型"},
+    "round": {"en": "Round", "zh-CN": "轮次"},
     "unsupported": {
         "en": "This browser cannot check Ed25519 signatures.",
         "zh-CN": "此浏览器无法验证 Ed25519 签名。",

@@ -26,6 +26,7 @@ from almoner.node.chain.ledger import Ledger
 from almoner.node.chain.lineage import trace
 from almoner.node.chain.signing import block_hash
 from almoner.node.chain.state import fund_balances, get_donation, get_party
+from almoner.node.chain.views import committed_evidence
 from almoner.node.errors import ProtocolError
 from almoner.node.server.explorer.i18n import COOKIE, LANGS, Translator, negotiate
 from almoner.node.server.explorer.sankey import render_sankey
@@ -232,6 +233,28 @@ def explorer_router(ledger: Callable[[], Ledger], genesis: Genesis) -> APIRouter
             attestations=queries.list_attestations(store, key, limit=20).items,
             donations=donations,
             charity_hex=charity,
+        )
+
+    @router.get("/regulator", response_class=HTMLResponse)
+    async def regulator(request: Request, cursor: str | None = None) -> Response:
+        store = ledger().store
+        parties = queries.list_parties(store, limit=100, cursor=cursor)
+        rows = []
+        for party in parties.items:
+            row: dict[str, Any] = {"party": party}
+            if party["role"] == "charity":
+                row["summary"] = queries.charity_summary(store, party["pubkey"])
+                row["totals"] = queries.charity_totals(store, party["pubkey"], period="all").items
+                audits = queries.list_attestations(store, party["pubkey"], limit=1).items
+                row["audit"] = audits[0] if audits else None
+            rows.append(row)
+        return _page(
+            request,
+            "regulator.html",
+            rows=rows,
+            next_cursor=parties.next_cursor,
+            evidence=committed_evidence(ledger()),
+            names=names,
         )
 
     return router

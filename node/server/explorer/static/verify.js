@@ -207,7 +207,8 @@
   function show(el, ok, words) {
     el.textContent = ok ? "verified" : "failed";
     el.className = "status " + (ok ? "verified" : "failed");
-    el.setAttribute("title", ok ? words.verified : words.failed);
+    const word = el.nextElementSibling;
+    if (word && word.classList.contains("status-word")) word.textContent = ok ? words.verified : words.failed;
   }
 
   async function main() {
