@@ -27,7 +27,7 @@ class RunningNode:
 
 
 def start_node(home: Path, port: int) -> subprocess.Popen[bytes]:
-    cli = [sys.executable, "-m", "cli"]
+    cli = [sys.executable, "-m", "almoner.cli"]
     subprocess.run(
         [
             *cli,
