@@ -413,6 +413,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, help="ledger directory (built if empty, reused)")
     parser.add_argument("--keep", action="store_true", help="keep a temporary ledger")
     parser.add_argument("--bulk", action="store_true", help="build fast, without the contract")
+    parser.add_argument("--no-compare", action="store_true", help="skip SQLite and the scan")
     args = parser.parse_args()
     parties = make_parties(4, N_PLATFORMS, N_CHARITIES)
     temporary = args.dir is None
@@ -429,6 +430,8 @@ def main() -> None:
             for name, fn in ours(ledger, parties).items():
                 cold, warm, items = timed(fn)
                 print(f"{name:40} {cold:9.2f} {warm:9.2f} {items:6}")
+            if args.no_compare:
+                return
             print("\nthe same first pages by SQLite (in memory, indexed):")
             for name, fn in sqlite_side(store, parties).items():
                 cold, warm, items = timed(fn)

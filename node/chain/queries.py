@@ -128,6 +128,15 @@ def seq_window(
 # -- donations ------------------------------------------------------------------------------
 
 
+# Indexes whose entries are all confirmed, or all unconfirmed: no lookup needed.
+CONFIRMATION_INDEXES = (
+    schema.IX_CONFIRMED,
+    schema.IX_UNCONFIRMED,
+    schema.IX_CONFIRMED_BY_CHARITY,
+    schema.IX_UNCONFIRMED_BY_CHARITY,
+)
+
+
 @dataclass(frozen=True)
 class DonationFilter:
     charity: bytes | None = None
@@ -162,7 +171,7 @@ class DonationFilter:
         is the first 32 bytes of the donation key, confirmation one key lookup away."""
         if self.platform is not None and dkey[:32] != self.platform:
             return False
-        if self.confirmed is None:
+        if self.confirmed is None or self.index_prefix().startswith(CONFIRMATION_INDEXES):
             return True
         return (reader.get(schema.IX_UNCONFIRMED + seq) is None) == self.confirmed
 
