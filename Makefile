@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: test lint typecheck devnet bench clean image test-docker browser-deps
+.PHONY: test lint typecheck devnet bench clean image test-docker test-governance-sim browser-deps
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -30,6 +30,11 @@ browser-deps:
 	    || ! fc-list :lang=zh 2>/dev/null | grep -q .; then \
 	  apt-get update -q && apt-get install -y -q chromium chromium-driver fonts-wqy-zenhei; \
 	fi
+
+# Validator set changes under faults and Byzantine validators, >= 2,000 heights in all
+# (tests/consensus/test_simulation_sets.py; `make test` runs the same table shorter).
+test-governance-sim: $(STAMP)
+	ALMONER_GOV_SIM_HEIGHTS=260 $(BIN)/pytest -q tests/consensus/test_simulation_sets.py
 
 devnet: $(STAMP)
 	$(BIN)/almoner devnet --dir ./devnet

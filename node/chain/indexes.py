@@ -23,6 +23,7 @@ from typing import Any
 from almoner.node.chain import schema
 from almoner.node.chain.codec import decode_stored, encode
 from almoner.node.chain.genesis import Genesis
+from almoner.node.chain.party_keys import party_id_for
 from almoner.node.chain.schema import lstr, u64
 from almoner.node.chain.state import (
     attestation_key,
@@ -228,7 +229,8 @@ class _BlockIndexer:
         )
 
     def tx(self, tx: dict[str, Any], tid: bytes, index: int) -> None:
-        kind, signer, body = tx["type"], tx["signer"], tx["body"]
+        # The contract acts for the party a key signs for (keys rotate; ids do not).
+        kind, signer, body = tx["type"], party_id_for(self.state, tx["signer"]), tx["body"]
         seq = seq_of(self.height, index)
         if kind == "donation.record":
             self.donation_record(signer, body, seq)
