@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from almoner.node.chain.codec import H
 from almoner.node.chain.genesis import load_genesis
 from almoner.node.chain.ledger import Ledger
 from almoner.node.chain.store import LevelStore
@@ -48,13 +49,18 @@ def start_node(home: Path, port: int) -> subprocess.Popen[bytes]:
         return subprocess.Popen([*cli, "node", "run", "--home", str(home)], stdout=log, stderr=log)
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], home: Path, timeout: float = 60) -> None:
+    """Until our node answers: its status must name our data directory's observer id, so
+    another process that happened to take the port first is never mistaken for it."""
+    expected = "observer-" + H(str((home / "data").resolve()).encode()).hex()[:16]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"the node exited with {proc.returncode}")
         try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+            status = httpx.get(f"{url}/v1/status", timeout=2)
+            if status.status_code == 200:
+                assert status.json()["node"] == expected, "another process holds the port"
                 return
         except httpx.HTTPError:
             pass
@@ -73,7 +79,7 @@ def node(explorer_chain: ExplorerChain) -> Iterator[RunningNode]:
     proc = start_node(explorer_chain.home, port)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(url, proc)
+        wait_healthy(url, proc, explorer_chain.home)
         yield RunningNode(url, explorer_chain)
     finally:
         proc.terminate()
