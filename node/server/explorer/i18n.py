@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001  (Chinese text uses full-width punctuation, as it should)
 """Languages of the explorer: zh-CN and English, chosen per request; money and dates by Babel.
 
 The language comes from `?lang=` (remembered in a cookie by the page's switch), else the
