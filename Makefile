@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: test lint typecheck devnet bench clean image test-docker test-governance-sim chaos chaos-ci
+.PHONY: test lint typecheck devnet bench clean image test-docker test-governance-sim browser-deps chaos chaos-ci
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -22,6 +22,14 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/pytest -q
+
+# The explorer's browser tests drive Debian's chromium through chromedriver; a CJK font
+# makes the Chinese pages (and their screenshots) legible. Installed with apt when missing.
+browser-deps:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
+	    || ! fc-list :lang=zh 2>/dev/null | grep -q .; then \
+	  apt-get update -q && apt-get install -y -q chromium chromium-driver fonts-wqy-zenhei; \
+	fi
 
 # Validator set changes under faults and Byzantine validators, >= 2,000 heights in all
 # (tests/consensus/test_simulation_sets.py; `make test` runs the same table shorter).

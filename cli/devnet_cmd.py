@@ -72,10 +72,12 @@ def devnet(
         f"(chain {net.genesis.chain_id}, genesis {net.genesis.hash.hex()})"
     )
     if not init_only:
-        _run(net, root, demo=fresh and not no_demo, restart_after=restart_exited)
+        _run(net, root, fresh and not no_demo, not no_demo, restart_exited)
 
 
-def _run(net: Devnet, root: Path, demo: bool, restart_after: float | None) -> None:
+def _run(
+    net: Devnet, root: Path, demo: bool, show_demo: bool, restart_after: float | None
+) -> None:
     from almoner.node.devnet.demo import load_demo
     from almoner.node.devnet.network import NodeProcesses, Supervisor, supervisor_running
 
@@ -103,6 +105,11 @@ def _run(net: Devnet, root: Path, demo: bool, restart_after: float | None) -> No
                     f"demo loaded: {len(receipts)} txs committed, head at height "
                     f"{receipts[-1]['head']['height']}"
                 )
+            explorer = next(iter(net.urls.values()))
+            click.echo(f"explorer: {explorer}/   (API docs: {explorer}/docs)")
+            if show_demo:
+                platform = net.key("platform-1").public_key.hex()
+                click.echo(f"track a demo donation: {explorer}/track/{platform}/GN-1002")
             click.echo(
                 f"keys to sign with are in {root / 'keys'}; "
                 f"`almoner devnet node stop|start|restart|kill N --dir {root}` acts on one "

@@ -50,6 +50,9 @@ def test_devnet_runs_the_demo_and_resumes(tmp_path: Path) -> None:
     with start(root, free_port()) as proc:
         out = read_until(proc, "Ctrl-C stops")
         assert "created devnet" in out and "demo loaded: 20 txs committed" in out
+        track = next(line for line in out.splitlines() if "track a demo donation:" in line)
+        page = httpx.get(track.split(": ", 1)[1].strip())
+        assert page.status_code == 200 and 'data-testid="trace-step"' in page.text
         urls = json.loads((root / "urls.json").read_text())
         assert sorted(urls) == [f"validator-{i}" for i in range(4)]
         for name in ("genesis.json", "keys/validator-3.key", "keys/regulator.key",
