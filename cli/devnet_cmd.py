@@ -75,9 +75,7 @@ def devnet(
         _run(net, root, fresh and not no_demo, not no_demo, restart_exited)
 
 
-def _run(
-    net: Devnet, root: Path, demo: bool, show_demo: bool, restart_after: float | None
-) -> None:
+def _run(net: Devnet, root: Path, demo: bool, show_demo: bool, restart_after: float | None) -> None:
     from almoner.node.devnet.demo import load_demo
     from almoner.node.devnet.network import NodeProcesses, Supervisor, supervisor_running
 
