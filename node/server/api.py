@@ -102,7 +102,7 @@ def parse_int(value: str | None, field: str, default: int | None = None, low: in
 
 
 def create_app(services: NodeServices, extra: tuple[APIRouter, ...] = ()) -> FastAPI:
-    app = FastAPI(title="Almoner node", version="1", docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="Almoner node", version="1", docs_url=None, redoc_url=None)
     install_error_handlers(app)
     install_request_metrics(app, services)
     for router in (
