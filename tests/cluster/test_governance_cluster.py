@@ -7,6 +7,8 @@ pin (docs/governance.md, docs/operators.md)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -156,6 +158,38 @@ def test_add_remove_keep_committing_verify_and_late_observer(cluster: Cluster) -
     cluster.procs.wait_healthy(["observer-1"])
     wait_until(lambda: cluster.height("observer-1") >= head, 60, "the late observer to catch up")
     assert cluster.block_hashes("observer-1", head) == cluster.block_hashes("validator-0", head)
+    listing = almoner("governance", "--node", cluster.url("observer-1"))
+    assert listing.returncode == 0, listing.stderr
+    assert "add-5: add" in listing.stdout and "drop-3: remove" in listing.stdout
+    assert "Audit Office" in listing.stdout
+    rotate_key_through_the_cli(cluster, cluster.devnet.root)
+
+
+def almoner(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "almoner.cli", *args], capture_output=True, text=True, check=False
+    )
+
+
+def rotate_key_through_the_cli(cluster: Cluster, tmp_path: Path) -> None:
+    """rotate-key signs with both keys; the old key is then refused with key_retired (403)
+    while the new one signs for the same charity."""
+    keys = cluster.devnet.root / "keys"
+    node = cluster.url("validator-2")
+    new_key = tmp_path / "charity-1-new.key"
+    write_key_file(new_key, KeyPair.generate())
+    rotated = almoner(
+        "tx", "rotate-key", "--new-key", str(new_key), "--key", str(keys / "charity-1.key"),
+        "--node", node, "--wait",
+    )  # fmt: skip
+    assert rotated.returncode == 0, rotated.stderr
+    campaign = ("tx", "campaign", "--campaign", "wells", "--title", "水井", "--currency", "CNY")
+    old = almoner(*campaign, "--key", str(keys / "charity-1.key"), "--node", node, "--wait")
+    assert old.returncode == 1 and "key_retired" in old.stderr
+    new = almoner(*campaign, "--key", str(new_key), "--node", node, "--wait")
+    assert new.returncode == 0, new.stderr
+    party = httpx.get(f"{node}/v1/parties/{cluster.key('charity-1').public_key.hex()}").json()
+    assert [e["kind"] for e in party["history"]] == ["register", "rotate"]
 
 
 @pytest.mark.parametrize("cluster", ["pinned"], indirect=True)
