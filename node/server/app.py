@@ -34,6 +34,13 @@ from almoner.node.server.api import create_app
 from almoner.node.server.catchup import fetch_blocks, fetch_height
 from almoner.node.server.config import NodeConfig
 from almoner.node.server.driver import Driver
+from almoner.node.server.http_server import (
+    guarded_app,
+    install_log_rate_limit,
+    peer_tls_context,
+    raise_open_file_limit,
+    server_config,
+)
 from almoner.node.server.mempool import Mempool
 from almoner.node.server.metrics import Metrics
 from almoner.node.server.notifier import CommitNotifier
@@ -75,6 +82,7 @@ class NodeRuntime:
 
     async def start(self) -> None:
         self.client = httpx.AsyncClient(
+            verify=peer_tls_context(self.config.tls_peer_ca),
             timeout=httpx.Timeout(10.0, connect=2.0),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         )
@@ -215,7 +223,13 @@ def build_runtime(config: NodeConfig) -> NodeRuntime:
     except AlmonerError:
         store.close()
         raise
-    mempool = Mempool(ledger, config.mempool_max_txs, config.mempool_max_bytes)
+    mempool = Mempool(
+        ledger,
+        config.mempool_max_txs,
+        config.mempool_max_bytes,
+        config.mempool_max_per_party,
+        config.mempool_reserved_txs,
+    )
     metrics = Metrics()
     node_id = (
         key.public_key.hex() if key else "observer-" + H(str(config.data_dir).encode()).hex()[:16]
@@ -284,14 +298,7 @@ def run_node(config: NodeConfig) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     rt = build_runtime(config)
     app = create_node_app(rt)
-    server = NodeServer(
-        uvicorn.Config(
-            app,
-            host=config.host,
-            port=config.port,
-            log_level=config.log_level.lower(),
-            access_log=False,
-            timeout_graceful_shutdown=10,
-        )
-    )
+    server = NodeServer(server_config(guarded_app(app, config), config))
+    install_log_rate_limit()
+    raise_open_file_limit()
     server.run()

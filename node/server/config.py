@@ -38,6 +38,24 @@ class NodeConfig(BaseSettings):
     peers: dict[str, str] = Field(default_factory=dict)
     mempool_max_txs: int = Field(default=50_000, ge=1)
     mempool_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    # Pending txs one signer may hold (default: a quarter of mempool_max_txs) and the
+    # slots reserved above the cap for regulators' and validators' txs (default: 2%).
+    mempool_max_per_party: int | None = Field(default=None, ge=1)
+    mempool_reserved_txs: int | None = Field(default=None, ge=0)
+    # Public API limits (docs/operators.md): per client address, in `limits` notation.
+    rate_limit: str = "2000/second;60000/minute"
+    max_connections: int = Field(default=4096, ge=1)
+    max_connections_per_client: int = Field(default=512, ge=1)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    idle_timeout_s: float = Field(default=5.0, gt=0)
+    request_timeout_s: float = Field(default=60.0, gt=0)
+    # HTTPS: a PEM certificate (chain) and key; with tls_client_ca, clients must present
+    # a certificate that CA signed (mTLS). tls_peer_ca verifies peers' https:// URLs.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    tls_peer_ca: Path | None = None
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     tick_ms: int = Field(default=10, ge=1, le=1000)
     wait_commit_timeout_ms: int = Field(default=10_000, ge=1)
@@ -49,6 +67,17 @@ class NodeConfig(BaseSettings):
         host, _, port = value.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("listen must be HOST:PORT")
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"rate_limit {value!r}: {exc}") from None
         return value
 
     @field_validator("peers")
@@ -87,7 +116,15 @@ class NodeConfig(BaseSettings):
 
 
 def _resolve(data: dict[str, Any], base: Path) -> dict[str, Any]:
-    for key in ("genesis", "key", "data_dir"):
+    for key in (
+        "genesis",
+        "key",
+        "data_dir",
+        "tls_cert",
+        "tls_key",
+        "tls_client_ca",
+        "tls_peer_ca",
+    ):
         if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
             data[key] = str((base / data[key]).resolve())
     return data
