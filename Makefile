@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: test lint typecheck devnet bench clean image test-docker
+.PHONY: test lint typecheck devnet bench clean image test-docker test-attack
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -42,6 +42,12 @@ image: $(STAMP)
 # End-to-end test of docker/compose.yml (tests/docker/e2e.py); always tears down.
 test-docker: image
 	$(BIN)/python -m tests.docker.e2e
+
+# Issue 14's long attack regressions (lying peers that stall, floods, large reads) and the
+# longer fuzzing budget; `make test` runs the quick ones. Every loop is bounded.
+test-attack: $(STAMP)
+	$(BIN)/pytest -q -m attack tests/attack
+	ALMONER_FUZZ_EXAMPLES=$${ALMONER_FUZZ_EXAMPLES:-3000} $(BIN)/pytest -q tests/fuzz
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -67,6 +67,7 @@ class NodeRuntime:
     client: httpx.AsyncClient | None = None
     transport: Transport | None = None
     driver: Driver | None = None
+    catchup: CatchUp | None = None
     node_id: str = ""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -97,7 +98,7 @@ class NodeRuntime:
             self.config.tick_ms,
         )
         self.driver.start()
-        catchup = CatchUp(
+        self.catchup = catchup = CatchUp(
             self.client,
             self.transport.peers,
             self.ledger,
@@ -151,8 +152,10 @@ class NodeRuntime:
     def syncing(self) -> bool:
         if self.transport is None:
             return True
-        heights = [p.height for p in self.transport.peers.values() if p.up]
-        return bool(heights) and max(heights) > self.ledger.head.height + 1
+        # Only peers whose claims were never disproved count: a liar claiming height
+        # 10**12 must not keep the node "syncing" (and /readyz at 503) forever.
+        credible = self.catchup.credible_height() if self.catchup is not None else None
+        return credible is not None and credible > self.ledger.head.height + 1
 
     def status(self) -> dict[str, Any]:
         peers = {}
