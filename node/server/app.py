@@ -82,7 +82,9 @@ class NodeRuntime:
 
     async def start(self) -> None:
         self.client = httpx.AsyncClient(
-            verify=peer_tls_context(self.config.tls_peer_ca),
+            verify=peer_tls_context(
+                self.config.tls_peer_ca, self.config.tls_cert, self.config.tls_key
+            ),
             timeout=httpx.Timeout(10.0, connect=2.0),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         )

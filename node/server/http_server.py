@@ -211,8 +211,13 @@ def server_config(app: ASGIApp, config: NodeConfig) -> uvicorn.Config:
     )
 
 
-def peer_tls_context(peer_ca: Path | None) -> ssl.SSLContext | bool:
-    """How this node checks its peers' https:// URLs: the system CAs, or the given CA."""
-    if peer_ca is None:
-        return True
-    return ssl.create_default_context(cafile=str(peer_ca))
+def peer_tls_context(
+    peer_ca: Path | None, cert: Path | None = None, key: Path | None = None
+) -> ssl.SSLContext:
+    """How this node calls its peers' https:// URLs: their certificates checked against
+    the system CAs or `peer_ca`; this node's own certificate presented as a client
+    certificate, so validators that require mTLS (tls_client_ca) accept each other."""
+    context = ssl.create_default_context(cafile=str(peer_ca) if peer_ca else None)
+    if cert is not None:
+        context.load_cert_chain(str(cert), str(key) if key else None)
+    return context
