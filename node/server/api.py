@@ -50,7 +50,12 @@ MSGPACK = "application/msgpack"
 BLOCK_RANGE_MAX = 1000
 # Bytes of blocks in one range answer (a page: the client asks again from the next height).
 BLOCK_STREAM_MAX_BYTES = 16 * 1024 * 1024
+# Block-range answers streaming at once (catch-up of a few peers, an export or two).
+RANGE_READS_MAX = 4
+RANGE_READ_HOLD_S = 120.0
 JSON = "application/json"
+# A batch admits this many txs between yields to the event loop (~10-20 ms of work).
+BATCH_YIELD_EVERY = 100
 
 
 def wants_msgpack(request: Request) -> bool:
@@ -107,6 +112,40 @@ def parse_int(value: str | None, field: str, default: int | None = None, low: in
     if not value.isdigit() or int(value) < low or int(value) >= 2**63:
         raise invalid_field(field, f"must be an integer >= {low}")
     return int(value)
+
+
+class RangeReads:
+    """At most `limit` block-range answers streaming at once: each costs CPU for as long
+    as it streams, so more would starve every other request. One more is `busy`.
+
+    A slot is freed when its stream ends, or after RANGE_READ_HOLD_S in any case (a
+    stream that never started, because its client left first, frees nothing itself)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._active: dict[object, float] = {}
+
+    def enter(self) -> object:
+        now = time.monotonic()
+        for token, started in list(self._active.items()):
+            if now - started > RANGE_READ_HOLD_S:
+                del self._active[token]
+        if len(self._active) >= self.limit:
+            raise ProtocolError(
+                "busy",
+                f"{self.limit} block ranges are being read; retry shortly",
+                {"retry_after_s": 1},
+            )
+        token = object()
+        self._active[token] = now
+        return token
+
+    async def hold(self, token: object, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in body:
+                yield chunk
+        finally:
+            self._active.pop(token, None)
 
 
 async def stream_blocks(ledger: Ledger, start: int, end: int) -> AsyncIterator[bytes]:
@@ -241,6 +280,8 @@ def write_routes(services: NodeServices) -> APIRouter:
         results: list[dict[str, Any]] = []
         accepted: list[bytes] = []
         for index, raw in enumerate(split_array(body)):
+            if index and index % BATCH_YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let health checks and consensus run mid-batch
             try:
                 admission = services.mempool.add(raw)
             except ProtocolError as exc:
@@ -291,15 +332,20 @@ def read_routes(services: NodeServices) -> APIRouter:
     async def get_block(request: Request, height: str) -> Response:
         return render(request, block_view(ledger, parse_int(height, "height", low=1)))
 
+    range_reads = RangeReads(RANGE_READS_MAX)
+
     @router.get("/v1/blocks")
     async def get_blocks(request: Request) -> Response:
         start = parse_int(request.query_params.get("from"), "from", default=1, low=1)
         limit = parse_int(request.query_params.get("limit"), "limit", default=100, low=1)
         end = min(start + min(limit, BLOCK_RANGE_MAX), ledger.head.height + 1)
+        token = range_reads.enter()
         if wants_msgpack(request):  # for sync and export: a stream, objects back to back
-            return StreamingResponse(stream_blocks(ledger, start, end), media_type=MSGPACK)
+            body = range_reads.hold(token, stream_blocks(ledger, start, end))
+            return StreamingResponse(body, media_type=MSGPACK)
         # Like every read, JSON by default: the range as a list of block views.
-        return StreamingResponse(stream_block_views(ledger, start, end), media_type=JSON)
+        body = range_reads.hold(token, stream_block_views(ledger, start, end))
+        return StreamingResponse(body, media_type=JSON)
 
     @router.get("/v1/proofs/consistency")
     async def consistency(request: Request) -> Response:

@@ -44,6 +44,9 @@ class NodeConfig(BaseSettings):
     mempool_reserved_txs: int | None = Field(default=None, ge=0)
     # Public API limits (docs/operators.md): per client address, in `limits` notation.
     rate_limit: str = "2000/second;60000/minute"
+    # Client addresses free of the per-client rate and connection limits: this machine's
+    # own tools, health checks and benches (a reverse proxy here: limit in the proxy).
+    trusted_clients: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
     max_connections: int = Field(default=4096, ge=1)
     max_connections_per_client: int = Field(default=512, ge=1)
     header_timeout_s: float = Field(default=10.0, gt=0)
@@ -151,8 +154,10 @@ def load_config(path: str | Path) -> NodeConfig:
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
+    if isinstance(value, int | float):
         return str(value)
+    if isinstance(value, list):  # of str: a JSON array of strings is a TOML array
+        return json.dumps([str(item) for item in value])
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
 
 

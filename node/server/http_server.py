@@ -35,6 +35,7 @@ class ConnectionSettings:
     max_connections_per_client: int
     header_timeout_s: float
     idle_timeout_s: float
+    trusted_clients: frozenset[str] = frozenset()
 
 
 def raw_response(status: int, reason: str, code: str, message: str) -> bytes:
@@ -63,9 +64,9 @@ def guarded_protocol(settings: ConnectionSettings) -> type[H11Protocol]:
             self._address = self.client[0] if self.client else ""
             held = self.per_client.get(self._address, 0) + 1
             self.per_client[self._address] = held
-            if (
-                len(self.connections) > self.limits.max_connections
-                or held > self.limits.max_connections_per_client
+            if len(self.connections) > self.limits.max_connections or (
+                held > self.limits.max_connections_per_client
+                and self._address not in self.limits.trusted_clients
             ):
                 type(self).refused_connections += 1
                 self.transport.write(
@@ -186,6 +187,7 @@ def guarded_app(app: ASGIApp, config: NodeConfig) -> RequestGuard:
             max_body_bytes=config.max_body_bytes,
             body_timeout_s=config.body_timeout_s,
             request_timeout_s=config.request_timeout_s,
+            trusted_clients=frozenset(config.trusted_clients),
         ),
     )
 
@@ -194,6 +196,7 @@ def server_config(app: ASGIApp, config: NodeConfig) -> uvicorn.Config:
     limits = ConnectionSettings(
         max_connections=config.max_connections,
         max_connections_per_client=config.max_connections_per_client,
+        trusted_clients=frozenset(config.trusted_clients),
         header_timeout_s=config.header_timeout_s,
         idle_timeout_s=config.idle_timeout_s,
     )
