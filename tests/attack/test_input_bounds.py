@@ -15,7 +15,7 @@ from almoner.node.chain.tx import check_tx_shape, decode_tx
 from almoner.node.chain.views import trace_view
 from almoner.node.errors import CodecError, ProtocolError
 from almoner.node.server.mempool import Mempool
-from tests.localchain import LOCAL_GENESIS_TIME, LocalKeys, Workload, local_genesis
+from tests.localchain import LOCAL_GENESIS_TIME, LocalChain, LocalKeys, Workload, local_genesis
 
 DEEP = b"\x91" * 1000 + b"\xc0"  # finding 8: arrays nested 1,000 deep
 MILLION_NILS = b"\xdd\x00\x0f\x42\x40" + b"\xc0" * 1_000_000  # finding 1
@@ -140,3 +140,25 @@ def test_a_full_pool_still_takes_a_suspension(setup: tuple[Ledger, Workload, Loc
     dropped = pool.on_commit(list(pool.verified_ids())[:10])
     assert dropped == []
     assert pool.pending_of(keys["platform-1"].public_key) == 0
+
+
+def test_trace_hops_are_paged() -> None:
+    """Finding 7: a long trace is answered a page of hops at a time."""
+    genesis, keys = local_genesis()
+    chain = LocalChain(genesis, keys.validators)
+    work = Workload(genesis, keys)
+    chain.add_block([work.donation(donation_id="long-trace", amount=1000)])
+    chain.add_block([work.transfer("charity-1", "charity-2", 10) for _ in range(5)])
+    platform = work.pub("platform-1")
+    whole = trace_view(chain.ledger, platform, "long-trace")
+    assert whole["hops_total"] == 5 and len(whole["hops"]) == 5 and whole["hops_next"] is None
+    pages = []
+    start: int | None = 0
+    while start is not None:
+        page = trace_view(chain.ledger, platform, "long-trace", hops_from=start, hops_limit=2)
+        assert page["hops_total"] == 5 and len(page["hops"]) <= 2
+        assert set(page["proofs"]) >= {hop["tx_id"].hex() for hop in page["hops"]}
+        pages.append(page["hops"])
+        start = page["hops_next"]
+    assert [len(p) for p in pages] == [2, 2, 1]
+    assert [hop for p in pages for hop in p] == whole["hops"]
