@@ -67,3 +67,23 @@ def test_a_stalling_liar_is_dropped_and_catch_up_completes(tmp_path: Path) -> No
     """A peer trickling a byte a second passes per-read timeouts; the fetch's total time
     limit strikes it, and catch-up falls back to an honest peer."""
     catch_up_past_liars(tmp_path, ("stall", "empty", "garbage"), within_s=45)
+
+
+@pytest.mark.attack
+def test_a_restarted_validator_catches_up_past_liars(tmp_path: Path) -> None:
+    """The original finding: a validator restarted behind, with a peer claiming 10**12."""
+    with lying_peers("empty", "garbage") as urls, running_cluster(tmp_path) as c:
+        c.stop("validator-3")
+        add_peers(c.devnet.home("validator-3"), urls)
+        for _ in range(6):
+            assert_commits(c, "validator-0")  # three of four: still a quorum
+        target = c.height("validator-0")
+        c.start("validator-3")
+        deadline = time.monotonic() + 30
+        while c.height("validator-3") < target:
+            assert_healthy_fast(c.url("validator-3"))
+            assert time.monotonic() < deadline, f"validator-3 stuck at {c.height('validator-3')}"
+            time.sleep(0.2)
+        assert_commits(c, "validator-3")
+        log = (c.devnet.home("validator-3") / "node.log").read_text(errors="replace")
+        assert "strike" in log
