@@ -106,6 +106,11 @@ def guarded_protocol(settings: ConnectionSettings) -> type[H11Protocol]:
             super().on_response_complete()
             self._disarm_header_timer()  # idle between requests: keep-alive timeout applies
 
+        def send_400_response(self, msg: str) -> None:
+            """Bytes that are not HTTP (or headers over 16 KiB) get a JSON body too."""
+            self.transport.write(raw_response(400, "Bad Request", "malformed", msg))
+            self.transport.close()
+
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm_header_timer()
             left = self.per_client.get(self._address, 1) - 1

@@ -165,3 +165,18 @@ def test_a_stalled_or_vanished_body_is_not_an_internal_error(cluster: Cluster) -
     assert_healthy_fast(url)
     log = node_log(cluster)
     assert "internal error" not in log and "Traceback" not in log
+
+
+def test_bytes_that_are_not_http_get_a_json_400(cluster: Cluster) -> None:
+    url = cluster.url("validator-0")
+    port = int(url.rsplit(":", 1)[1])
+    for junk in (
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64,  # a TLS hello
+        b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 64_000 + b"\r\n\r\n",  # headers over 16 KiB
+    ):
+        with _connect(port) as sock:
+            sock.sendall(junk)
+            answer = _read_all(sock)
+        assert answer.startswith(b"HTTP/1.1 400"), answer[:100]
+        assert b'"code": "malformed"' in answer
+    assert_healthy_fast(url)
