@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: test lint typecheck devnet bench clean image test-docker test-attack
+.PHONY: test lint typecheck devnet bench clean image test-docker test-attack test-governance-sim
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -22,6 +22,11 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/pytest -q
+
+# Validator set changes under faults and Byzantine validators, >= 2,000 heights in all
+# (tests/consensus/test_simulation_sets.py; `make test` runs the same table shorter).
+test-governance-sim: $(STAMP)
+	ALMONER_GOV_SIM_HEIGHTS=260 $(BIN)/pytest -q tests/consensus/test_simulation_sets.py
 
 devnet: $(STAMP)
 	$(BIN)/almoner devnet --dir ./devnet
