@@ -26,6 +26,7 @@ import httpx
 
 from almoner.node.chain.certified import MAX_STREAM_BYTES, SyncError, parse_block_stream
 from almoner.node.chain.ledger import Head
+from almoner.node.server.tasks import cancel_all
 from almoner.node.server.transport import PeerState
 
 log = logging.getLogger("almoner.catchup")
@@ -158,15 +159,19 @@ class CatchUp:
         self.is_validator = is_validator
         self.interval_s = interval_s
         self.scores: dict[bytes, PeerScore] = {key: PeerScore() for key in peers}
+        self._probes: dict[bytes, asyncio.Task[None]] = {}
         self._ahead_since: float | None = None
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.sync_once()
-            except Exception:  # a peer must never be able to kill catch-up
-                log.exception("catch-up round failed")
-            await asyncio.sleep(self.interval_s)
+        try:
+            while True:
+                try:
+                    await self.sync_once()
+                except Exception:  # a peer must never be able to kill catch-up
+                    log.exception("catch-up round failed")
+                await asyncio.sleep(self.interval_s)
+        finally:
+            await self.stop()
 
     def credible_height(self) -> int | None:
         """The highest height claimed by an answering peer with no strikes, or None."""
@@ -178,26 +183,44 @@ class CatchUp:
         return max(heights) if heights else None
 
     async def sync_once(self) -> None:
+        """Fetch from unstruck peers, highest claim first, until one delivers all it claims.
+
+        Struck peers whose back-off has passed are retried in a probe of their own, beside
+        this loop: a peer that stalls for the whole fetch time must not hold up catch-up
+        from the honest ones again each time its back-off ends.
+        """
         await self._poll_heights()
         now = time.monotonic()
-        candidates = sorted(
-            (
-                (key, peer)
-                for key, peer in self.peers.items()
-                if peer.up
-                and peer.height > self.ledger.head.height
-                and self.scores.setdefault(key, PeerScore()).backoff_until <= now
-            ),
-            key=lambda item: (self.scores[item[0]].strikes, -item[1].height),
+        head = self.ledger.head.height
+        ahead = [(k, p) for k, p in self.peers.items() if p.up and p.height > head]
+        for key, peer in ahead:
+            score = self.scores.setdefault(key, PeerScore())
+            if score.strikes and score.backoff_until <= now and key not in self._probes:
+                self._probes[key] = asyncio.create_task(self._probe(key, peer))
+        trusted = sorted(
+            ((k, p) for k, p in ahead if self.scores[k].strikes == 0),
+            key=lambda item: -item[1].height,
         )
-        if not candidates or not self._should_fetch(candidates[0][1].height):
+        if not trusted or not self._should_fetch(trusted[0][1].height):
             return
-        for key, peer in candidates:
+        for key, peer in trusted:
             while peer.height > self.ledger.head.height:
                 if not await self._fetch_and_apply(key, peer):
                     break
-            if self.ledger.head.height >= max(p.height for _, p in candidates):
-                return
+            else:
+                return  # this peer delivered everything it claimed
+
+    async def _probe(self, key: bytes, peer: PeerState) -> None:
+        """One batch from a struck peer: success clears its strikes, failure adds one."""
+        try:
+            await self._fetch_and_apply(key, peer)
+        except Exception:  # a probe must not leave an exception unretrieved
+            log.exception("catch-up probe of %s failed", peer.url)
+        finally:
+            self._probes.pop(key, None)
+
+    async def stop(self) -> None:
+        await cancel_all(list(self._probes.values()))
 
     async def _poll_heights(self) -> None:
         async def poll(peer: PeerState) -> None:

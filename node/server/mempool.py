@@ -60,6 +60,7 @@ class Mempool:
         self.reserved_txs = reserved_txs if reserved_txs is not None else max(16, max_txs // 50)
         self._pending: dict[bytes, bytes] = {}
         self._signer_of: dict[bytes, bytes] = {}
+        self._front: dict[bytes, None] = {}  # priority txs that may go first, in order
         self._per_signer: dict[bytes, int] = {}
         self._bytes = 0
         self._state = Overlay(ledger.store)
@@ -99,7 +100,8 @@ class Mempool:
             raise
         signer = tx.get("signer")
         signer = signer if isinstance(signer, bytes) else b""
-        self._check_room(tx, signer, len(raw))
+        priority = self._is_priority(tx, signer)
+        self._check_room(signer, len(raw), priority)
         try:
             check_and_apply(
                 self._state,
@@ -112,13 +114,32 @@ class Mempool:
         except ProtocolError:
             self.rejected_total += 1
             raise
+        if priority and self._valid_alone(raw, tx):
+            self._front[tx_id] = None
         self._pending[tx_id] = raw
         self._signer_of[tx_id] = signer
         self._per_signer[signer] = self._per_signer.get(signer, 0) + 1
         self._bytes += len(raw)
         return Admission(tx_id, "pending")
 
-    def _check_room(self, tx: dict[str, Any], signer: bytes, size: int) -> None:
+    def _valid_alone(self, raw: bytes, tx: dict[str, Any]) -> bool:
+        """Whether the tx applies to the committed state with no pending tx before it:
+        only then may it jump the queue (see `candidates`)."""
+        try:
+            check_and_apply(
+                Overlay(self.ledger.store),
+                raw,
+                self.ledger.head.height + 1,
+                0,
+                self.ledger.chain_id,
+                verify_signature=False,
+                decoded=tx,
+            )
+        except ProtocolError:
+            return False
+        return True
+
+    def _check_room(self, signer: bytes, size: int, priority: bool) -> None:
         """Per-party quota first, then the global cap (or, for priority txs, the reserve)."""
         held = self._per_signer.get(signer, 0)
         if held >= self.max_per_party:
@@ -131,7 +152,7 @@ class Mempool:
         full = len(self._pending) >= self.max_txs or self._bytes + size > self.max_bytes
         if not full:
             return
-        if self._is_priority(tx, signer):
+        if priority:
             reserve_bytes = self.reserved_txs * MAX_TX_BYTES
             if (
                 len(self._pending) < self.max_txs + self.reserved_txs
@@ -154,8 +175,13 @@ class Mempool:
         return self._per_signer.get(signer, 0)
 
     def candidates(self) -> list[bytes]:
-        """Pending txs in admission order: the order the pending state was built in."""
-        return list(self._pending.values())
+        """Pending txs for the next block: regulators' and validators' txs that apply on
+        their own first (a suspension must not wait behind the flood it stops), then the
+        rest in admission order. The block builder re-checks each in this order."""
+        front = [self._pending[tx_id] for tx_id in self._front]
+        if not front:
+            return list(self._pending.values())
+        return front + [raw for tx_id, raw in self._pending.items() if tx_id not in self._front]
 
     def verified_ids(self) -> KeysView[bytes]:
         """Ids whose signature admission checked: a live view, not a copy per block."""
@@ -200,6 +226,7 @@ class Mempool:
         raw = self._pending.pop(tx_id, None)
         if raw is None:
             return
+        self._front.pop(tx_id, None)
         self._bytes -= len(raw)
         signer = self._signer_of.pop(tx_id)
         left = self._per_signer[signer] - 1

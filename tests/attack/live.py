@@ -28,9 +28,14 @@ def tighten(root: Path, overrides: dict[str, Any]) -> None:
 
 @contextmanager
 def attacked_cluster(
-    root: Path, overrides: dict[str, Any], nodes: int = 1, observers: int = 0
+    root: Path,
+    overrides: dict[str, Any],
+    nodes: int = 1,
+    observers: int = 0,
+    params: dict[str, int] | None = None,
 ) -> Iterator[Cluster]:
-    create_devnet(root, nodes=nodes, base_port=None, params=FAST_PARAMS, observers=observers)
+    params = {**FAST_PARAMS, **(params or {})}
+    create_devnet(root, nodes=nodes, base_port=None, params=params, observers=observers)
     tighten(root, overrides)
     with running_cluster(root, nodes=nodes, observers=observers) as cluster:
         yield cluster

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from almoner.node.chain.codec import MAX_DEPTH, decode, decode_payload, encode, split_array
+from almoner.node.chain.codec import MAX_DEPTH, H, decode, decode_payload, encode, split_array
 from almoner.node.chain.ledger import Ledger
 from almoner.node.chain.store import LevelStore
 from almoner.node.chain.tx import check_tx_shape, decode_tx
@@ -136,6 +136,18 @@ def test_a_full_pool_still_takes_a_suspension(setup: tuple[Ledger, Workload, Loc
     )
     assert pool.add(suspend).status == "pending"
     assert len(pool) == 21
+    assert pool.candidates()[0] == suspend, "the suspension goes first in the next block"
+    executed = ledger.build_block(
+        pool.candidates(),
+        time_ms=LOCAL_GENESIS_TIME + 1000,
+        proposer=ledger.validators(1)[1],
+        max_txs=100,
+        max_bytes=1 << 20,
+        verified=pool.verified_ids(),
+    )
+    assert H(suspend) in executed.tx_ids
+    refused = {tid for tid, exc in executed.rejected if exc.code == "signer_suspended"}
+    assert len(refused) == 10, "the flooder's pending txs fall out with its suspension"
     # Committing frees the flooder's slots and its quota.
     dropped = pool.on_commit(list(pool.verified_ids())[:10])
     assert dropped == []
