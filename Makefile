@@ -3,14 +3,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: test lint typecheck devnet bench clean image test-docker test-governance-sim browser-deps chaos chaos-ci
+.PHONY: test lint typecheck devnet bench clean image test-docker test-attack test-governance-sim browser-deps chaos chaos-ci
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e '.[dev,analytics]'
+	$(BIN)/pip install -q -e '.[dev,analytics,fuzz]'
 	touch $(STAMP)
 
 lint: $(STAMP)
@@ -73,6 +73,11 @@ chaos-ci: $(STAMP)
 	for seed in 1 7 10; do \
 		$(BIN)/python -m tests.chaos.run --seed $$seed --duration 45 --max-fault 4 --negative-control || exit 1; \
 	done
+# Issue 14's long attack regressions (lying peers that stall, floods, large reads) and the
+# longer fuzzing budget; `make test` runs the quick ones. Every loop is bounded.
+test-attack: $(STAMP)
+	$(BIN)/pytest -q -m attack tests/attack
+	ALMONER_FUZZ_EXAMPLES=$${ALMONER_FUZZ_EXAMPLES:-3000} $(BIN)/pytest -q tests/fuzz
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -28,6 +28,8 @@ from almoner.node.chain.genesis import Genesis, GenesisError, parse_genesis
 from almoner.node.chain.tx import make_tx
 from almoner.node.errors import STATUS_BY_CODE, AlmonerError, ProtocolError
 
+TRACE_ATTEMPTS = 5
+
 
 class ClientError(AlmonerError):
     """The node could not be reached, or answered something that is not the API."""
@@ -155,10 +157,23 @@ class Client:
         return result
 
     def trace(self, platform: bytes, donation_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._get_msgpack(
-            f"/v1/donations/{platform.hex()}/{donation_id}/trace"
-        )
-        return result
+        """The whole trace: a node pages hops (1000 a page); the pages are joined when
+        they were all answered against one head (else it is asked again, a few times)."""
+        path = f"/v1/donations/{platform.hex()}/{donation_id}/trace"
+        for _ in range(TRACE_ATTEMPTS):
+            first: dict[str, Any] = self._get_msgpack(path)
+            hops, proofs = list(first["hops"]), dict(first["proofs"])
+            next_from = first.get("hops_next")
+            while next_from is not None:
+                page: dict[str, Any] = self._get_msgpack(path, hops_from=next_from)
+                if page["head"] != first["head"]:
+                    break  # a block was committed meanwhile: start over at the new head
+                hops += page["hops"]
+                proofs.update(page["proofs"])
+                next_from = page.get("hops_next")
+            if next_from is None:
+                return {**first, "hops": hops, "proofs": proofs}
+        raise ClientError(f"{self.url}: the trace kept changing while it was read")
 
     def party(self, pubkey: bytes) -> dict[str, Any]:
         result: dict[str, Any] = self._get_msgpack(f"/v1/parties/{pubkey.hex()}")

@@ -14,6 +14,7 @@ from almoner.node.chain.lineage import trace
 from almoner.node.chain.party_keys import party_id_for
 from almoner.node.chain.signing import block_hash, tx_id
 from almoner.node.chain.state import fund_balances, get_donation, get_party, list_evidence
+from almoner.node.chain.tx import ID as DONATION_ID
 from almoner.node.errors import ProtocolError, StoreError
 
 
@@ -113,8 +114,28 @@ def committed_tx(ledger: Ledger, tx_id: bytes) -> dict[str, Any] | None:
     return tx
 
 
-def trace_view(ledger: Ledger, platform: bytes, donation_id: str) -> dict[str, Any]:
-    lineage = trace(ledger.store, platform, donation_id)
+# Hops in one trace answer: a page of 1000 hops is ~1 MB of JSON with its proofs.
+TRACE_HOPS_MAX = 1000
+
+
+def trace_view(
+    ledger: Ledger,
+    platform: bytes,
+    donation_id: str,
+    hops_from: int = 0,
+    hops_limit: int = TRACE_HOPS_MAX,
+) -> dict[str, Any]:
+    """The trace with one page of hops (all of them up to TRACE_HOPS_MAX).
+
+    Added keys (not in INTERFACES.md's shape): `hops_total`, and `hops_next`, the
+    `hops_from` of the next page or null when this page ends the list.
+    """
+    try:
+        DONATION_ID(donation_id, "donation_id")
+    except ProtocolError:
+        raise not_found(f"donation {donation_id[:80]!r} of platform {platform.hex()}") from None
+    hops_limit = max(1, min(hops_limit, TRACE_HOPS_MAX))
+    lineage = trace(ledger.store, platform, donation_id, hops_from, hops_limit)
     if lineage is None:
         raise not_found(f"donation {donation_id!r} of platform {platform.hex()}")
     # Not in INTERFACES.md's shape (an added key): the charity's donation.confirm tx, so a
@@ -135,8 +156,10 @@ def trace_view(ledger: Ledger, platform: bytes, donation_id: str) -> dict[str, A
         location = ledger.tx_location(tid)
         if location is not None and tid.hex() not in proofs:
             proofs[tid.hex()] = inclusion_proof(ledger, location["leaf_index"], head.log_size)
+    end = hops_from + len(lineage["hops"])
     return {
         **lineage,
+        "hops_next": end if end < lineage["hops_total"] else None,
         "confirmation": confirmation,
         # Added (docs/governance.md): keys and history of each party the trace names.
         "parties": trace_parties(ledger, lineage),

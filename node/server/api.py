@@ -12,20 +12,24 @@ order and then any `extra` routers, which is how other parts of the node add end
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from almoner.node.chain.certified import encode_stream_item
 from almoner.node.chain.codec import MSGPACK, encode, split_array, to_json_view
+from almoner.node.chain.ledger import Ledger
 from almoner.node.chain.tx import MAX_TX_BYTES, decode_tx
 from almoner.node.chain.views import (
+    TRACE_HOPS_MAX,
     block_view,
     committed_evidence,
     committed_tx,
@@ -43,6 +47,14 @@ from almoner.node.server.services import NodeServices
 log = logging.getLogger("almoner.api")
 
 BLOCK_RANGE_MAX = 1000
+# Bytes of blocks in one range answer (a page: the client asks again from the next height).
+BLOCK_STREAM_MAX_BYTES = 16 * 1024 * 1024
+# Block-range answers streaming at once (catch-up of a few peers, an export or two).
+RANGE_READS_MAX = 4
+RANGE_READ_HOLD_S = 120.0
+JSON = "application/json"
+# A batch admits this many txs between yields to the event loop (~10-20 ms of work).
+BATCH_YIELD_EVERY = 100
 
 
 def wants_msgpack(request: Request) -> bool:
@@ -101,6 +113,80 @@ def parse_int(value: str | None, field: str, default: int | None = None, low: in
     return int(value)
 
 
+class RangeReads:
+    """At most `limit` block-range answers streaming at once: each costs CPU for as long
+    as it streams, so more would starve every other request. One more is `busy`.
+
+    A slot is freed when its stream ends, or after RANGE_READ_HOLD_S in any case (a
+    stream that never started, because its client left first, frees nothing itself)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._active: dict[object, float] = {}
+
+    def enter(self) -> object:
+        now = time.monotonic()
+        for token, started in list(self._active.items()):
+            if now - started > RANGE_READ_HOLD_S:
+                del self._active[token]
+        if len(self._active) >= self.limit:
+            raise ProtocolError(
+                "busy",
+                f"{self.limit} block ranges are being read; retry shortly",
+                {"retry_after_s": 1},
+            )
+        token = object()
+        self._active[token] = now
+        return token
+
+    async def hold(self, token: object, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in body:
+                yield chunk
+        finally:
+            self._active.pop(token, None)
+
+
+async def stream_blocks(ledger: Ledger, start: int, end: int) -> AsyncIterator[bytes]:
+    """Blocks [start, end) one at a time, up to BLOCK_STREAM_MAX_BYTES (always at least one):
+    memory stays one block per request, and the event loop runs between blocks. A client
+    that wants more asks again from the next height, as catch-up does."""
+    sent = 0
+    for height in range(start, end):
+        block, cert = ledger.block_at(height), ledger.certificate_at(height)
+        if block is None or cert is None:
+            return
+        item = encode_stream_item(block, cert)
+        if sent and sent + len(item) > BLOCK_STREAM_MAX_BYTES:
+            return
+        sent += len(item)
+        yield item
+        await asyncio.sleep(0)
+
+
+async def stream_block_views(ledger: Ledger, start: int, end: int) -> AsyncIterator[bytes]:
+    """The JSON list of block views, streamed like `stream_blocks` and as JSONResponse
+    would render it; the list is cut short at BLOCK_STREAM_MAX_BYTES."""
+    yield b"["
+    sent = 0
+    for height in range(start, end):
+        if ledger.block_at(height) is None:
+            break
+        item = json_bytes(to_json_view(block_view(ledger, height)))
+        if sent and sent + len(item) > BLOCK_STREAM_MAX_BYTES:
+            break
+        yield (b"," if sent else b"") + item
+        sent += len(item)
+        await asyncio.sleep(0)
+    yield b"]"
+
+
+def json_bytes(value: Any) -> bytes:
+    return json.dumps(
+        value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
+
+
 def create_app(services: NodeServices, extra: tuple[APIRouter, ...] = ()) -> FastAPI:
     app = FastAPI(title="Almoner node", version="1", docs_url=None, redoc_url=None)
     install_error_handlers(app)
@@ -131,6 +217,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, ClientDisconnect):  # the client left: nothing failed here
+            log.debug("client left during %s %s", request.method, request.url.path)
+            return http_error(400, "client_disconnected", "the client closed the connection")
         log.exception("internal error on %s %s", request.method, request.url.path)
         return http_error(500, "internal", "internal error; the node is still running")
 
@@ -196,6 +285,8 @@ def write_routes(services: NodeServices) -> APIRouter:
         results: list[dict[str, Any]] = []
         accepted: list[bytes] = []
         for index, raw in enumerate(split_array(body)):
+            if index and index % BATCH_YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let health checks and consensus run mid-batch
             try:
                 admission = services.mempool.add(raw)
             except ProtocolError as exc:
@@ -246,22 +337,20 @@ def read_routes(services: NodeServices) -> APIRouter:
     async def get_block(request: Request, height: str) -> Response:
         return render(request, block_view(ledger, parse_int(height, "height", low=1)))
 
+    range_reads = RangeReads(RANGE_READS_MAX)
+
     @router.get("/v1/blocks")
     async def get_blocks(request: Request) -> Response:
         start = parse_int(request.query_params.get("from"), "from", default=1, low=1)
         limit = parse_int(request.query_params.get("limit"), "limit", default=100, low=1)
         end = min(start + min(limit, BLOCK_RANGE_MAX), ledger.head.height + 1)
-        pairs = []
-        for height in range(start, end):
-            block, cert = ledger.block_at(height), ledger.certificate_at(height)
-            if block is None or cert is None:
-                break
-            pairs.append((block, cert))
+        token = range_reads.enter()
         if wants_msgpack(request):  # for sync and export: a stream, objects back to back
-            stream = b"".join(encode_stream_item(b, c) for b, c in pairs)
-            return Response(stream, media_type=MSGPACK)
+            body = range_reads.hold(token, stream_blocks(ledger, start, end))
+            return StreamingResponse(body, media_type=MSGPACK)
         # Like every read, JSON by default: the range as a list of block views.
-        return render(request, [block_view(ledger, b["header"]["height"]) for b, _ in pairs])
+        body = range_reads.hold(token, stream_block_views(ledger, start, end))
+        return StreamingResponse(body, media_type=JSON)
 
     @router.get("/v1/proofs/consistency")
     async def consistency(request: Request) -> Response:
@@ -285,7 +374,15 @@ def read_routes(services: NodeServices) -> APIRouter:
 
     @router.get("/v1/donations/{platform}/{donation_id}/trace")
     async def get_trace(request: Request, platform: str, donation_id: str) -> Response:
-        return render(request, trace_view(ledger, parse_hex(platform, "platform"), donation_id))
+        # Hops are paged (an added, optional pair of parameters; see trace_view).
+        hops_from = parse_int(request.query_params.get("hops_from"), "hops_from", default=0)
+        hops_limit = parse_int(
+            request.query_params.get("hops_limit"), "hops_limit", default=TRACE_HOPS_MAX, low=1
+        )
+        view = trace_view(
+            ledger, parse_hex(platform, "platform"), donation_id, hops_from, hops_limit
+        )
+        return render(request, view)
 
     @router.get("/v1/evidence")
     async def get_evidence(request: Request) -> Response:

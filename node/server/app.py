@@ -37,6 +37,13 @@ from almoner.node.server.docs_assets import install_docs
 from almoner.node.server.driver import Driver
 from almoner.node.server.explorer import install_explorer
 from almoner.node.server.governance_api import governance_routes
+from almoner.node.server.http_server import (
+    guarded_app,
+    install_log_rate_limit,
+    peer_tls_context,
+    raise_open_file_limit,
+    server_config,
+)
 from almoner.node.server.mempool import Mempool
 from almoner.node.server.metrics import Metrics
 from almoner.node.server.notifier import CommitNotifier
@@ -64,6 +71,7 @@ class NodeRuntime:
     client: httpx.AsyncClient | None = None
     transport: Transport | None = None
     driver: Driver | None = None
+    catchup: CatchUp | None = None
     node_id: str = ""
     genesis_hash: str = field(init=False, default="")
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -85,6 +93,9 @@ class NodeRuntime:
         is made here unless one was given (a test's in-process network)."""
         if self.client is None:
             self.client = httpx.AsyncClient(
+                verify=peer_tls_context(
+                    self.config.tls_peer_ca, self.config.tls_cert, self.config.tls_key
+                ),
                 timeout=httpx.Timeout(10.0, connect=2.0),
                 limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
             )
@@ -100,7 +111,7 @@ class NodeRuntime:
             self.config.tick_ms,
         )
         self.driver.start()
-        catchup = CatchUp(
+        self.catchup = catchup = CatchUp(
             self.client,
             self.transport.peers,
             self.ledger,
@@ -153,8 +164,10 @@ class NodeRuntime:
     def syncing(self) -> bool:
         if self.transport is None:
             return True
-        heights = [p.height for p in self.transport.peers.values() if p.up]
-        return bool(heights) and max(heights) > self.ledger.head.height + 1
+        # Only peers whose claims were never disproved count: a liar claiming height
+        # 10**12 must not keep the node "syncing" (and /readyz at 503) forever.
+        credible = self.catchup.credible_height() if self.catchup is not None else None
+        return credible is not None and credible > self.ledger.head.height + 1
 
     def status(self) -> dict[str, Any]:
         peers = {}
@@ -195,7 +208,13 @@ def assemble_runtime(
 ) -> NodeRuntime:
     """Wire a node from an open store (tests pass an in-memory or fault-injecting one)."""
     ledger = Ledger(store, genesis, max_version=config.max_protocol_version or SUPPORTED_VERSION)
-    mempool = Mempool(ledger, config.mempool_max_txs, config.mempool_max_bytes)
+    mempool = Mempool(
+        ledger,
+        config.mempool_max_txs,
+        config.mempool_max_bytes,
+        config.mempool_max_per_party,
+        config.mempool_reserved_txs,
+    )
     metrics = Metrics()
     node_id = (
         key.public_key.hex() if key else "observer-" + H(str(config.data_dir).encode()).hex()[:16]
@@ -266,14 +285,7 @@ def run_node(config: NodeConfig) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     rt = build_runtime(config)
     app = create_node_app(rt)
-    server = NodeServer(
-        uvicorn.Config(
-            app,
-            host=config.host,
-            port=config.port,
-            log_level=config.log_level.lower(),
-            access_log=False,
-            timeout_graceful_shutdown=10,
-        )
-    )
+    server = NodeServer(server_config(guarded_app(app, config), config))
+    install_log_rate_limit()
+    raise_open_file_limit()
     server.run()

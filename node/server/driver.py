@@ -50,6 +50,7 @@ from almoner.consensus import (
     parse_message,
 )
 from almoner.consensus import Evidence as EvidenceFound
+from almoner.consensus.messages import proposer_index
 from almoner.node.chain import schema
 from almoner.node.chain.certified import check_certified_block
 from almoner.node.chain.codec import decode, encode
@@ -57,6 +58,7 @@ from almoner.node.chain.consensus_crypto import NodeSigner, NodeVerifier
 from almoner.node.chain.crypto import KeyPair
 from almoner.node.chain.ledger import BlockError, ExecutedBlock, Ledger, UpgradeRequired
 from almoner.node.chain.signing import block_hash
+from almoner.node.chain.state import evidence_key
 from almoner.node.chain.tx import encode_tx, make_tx
 from almoner.node.errors import AlmonerError, ProtocolError, StoreError
 from almoner.node.server.mempool import Mempool
@@ -72,6 +74,14 @@ CONSENSUS_STATE_KEY = schema.CONSENSUS_STATE + b"state"
 INBOX_MAX = 50_000
 MAX_FUTURE_SKEW_MS = 30_000
 MAX_BLOCKS_KEPT = 64
+# Proposals are kept (their blocks buffered) only up to this many heights past the next:
+# one ahead is normal (a fast proposer), more is a peer wasting our memory.
+LOOKAHEAD_HEIGHTS = 1
+# Room a block's header, list framing and certificate take beyond its txs' bytes.
+BLOCK_OVERHEAD_BYTES = 64 * 1024
+# Seen-but-uncommitted evidence is forgotten this many heights after the offence.
+EVIDENCE_KEEP_HEIGHTS = 10_000
+MAX_PENDING_EVIDENCE = 1024
 
 
 class DriverError(AlmonerError):
@@ -139,6 +149,7 @@ class Driver:
         self._last_tick = time.monotonic()
         self._tasks: list[asyncio.Task[None]] = []
         self.pending_evidence: dict[bytes, dict[str, Any]] = {}
+        self._sync_refused: dict[str, int] = {}  # catch-up source -> blocks refused
         self.stopped = asyncio.Event()
         self.fatal: str | None = None
         self.store_failed = False
@@ -245,6 +256,15 @@ class Driver:
         for block, cert in items:
             self.inbox.put_nowait(SyncedBlock(block, cert, source))
 
+    def sync_refusals(self, source: str) -> int:
+        """Blocks from this catch-up source refused so far: catch-up strikes the peer."""
+        return self._sync_refused.get(source, 0)
+
+    def _refuse_synced(self, source: str) -> None:
+        self._sync_refused[source] = self._sync_refused.get(source, 0) + 1
+        if len(self._sync_refused) > 1024:  # sources are configured peers; stay bounded
+            self._sync_refused.clear()
+
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(self.tick_ms / 1000)
@@ -328,14 +348,32 @@ class Driver:
         await self._process(self.machine.step(parsed))
 
     def _keep_block(self, proposal: Proposal, block: Any) -> bool:
-        if proposal.height < self.ledger.head.height + 1:
+        """Buffer a proposal's block only once the proposal is credible: within the height
+        window, from the round's proposer, validly signed, and of a block no larger than a
+        block may be. Checked before anything is stored: an unsigned proposal for height
+        10**9 with an 8 MiB block costs a signature check, not 8 MiB held until restart."""
+        next_height = self.ledger.head.height + 1
+        if proposal.height < next_height:
             return True  # old: the machine drops it; no need to hold its block
         if proposal.block_hash in self._blocks:
             return True
+        if proposal.height > next_height + LOOKAHEAD_HEIGHTS:
+            return False
+        validators = self.ledger.validators(next_height)
+        if proposal.height == next_height:
+            expected = validators[proposer_index(proposal.height, proposal.round, len(validators))]
+            if proposal.proposer != expected:
+                return False
+        elif proposal.proposer not in validators:  # next height's set may still change
+            return False
+        if not self.verifier.verify_proposal(proposal):
+            return False
         if not isinstance(block, dict) or not isinstance(block.get("header"), dict):
             return False
         try:
             if block_hash(block["header"]) != proposal.block_hash:
+                return False
+            if len(encode(block)) > self.params["max_block_bytes"] + BLOCK_OVERHEAD_BYTES:
                 return False
         except AlmonerError:
             return False
@@ -503,6 +541,7 @@ class Driver:
         # arrives before this commit, and dropping its block would cost a whole round.
         # Executions are against the old head, so none of them stays valid.
         self._blocks = {h: b for h, b in self._blocks.items() if _height_of(b) > executed.height}
+        self._prune_evidence()
         self._executed.clear()
         self._proposal_request = None
         self._idle = True
@@ -510,8 +549,12 @@ class Driver:
 
     async def _on_synced_block(self, event: SyncedBlock) -> None:
         header = event.block.get("header") if isinstance(event.block, dict) else None
-        if not isinstance(header, dict) or header.get("height") != self.ledger.head.height + 1:
-            return  # already have it, or not next: the syncer asks again from our head
+        height = header.get("height") if isinstance(header, dict) else None
+        if not isinstance(height, int) or height > self.ledger.head.height + 1:
+            self._refuse_synced(event.source)  # not a block, or one we cannot link yet
+            return
+        if height != self.ledger.head.height + 1:
+            return  # already have it: the syncer asks again from our head
         try:
             executed = await self._off_loop(
                 check_certified_block, self.ledger, event.block, event.cert, self.verifier
@@ -519,6 +562,7 @@ class Driver:
         except BlockError as exc:
             log.warning("catch-up block from %s refused: %s (%s)", event.source, exc, exc.rule)
             self.metrics.inc("almoner_sync_refused_total", rule=exc.rule)
+            self._refuse_synced(event.source)
             return
         await self._commit(executed, event.cert)
         self.metrics.inc("almoner_sync_blocks_total")
@@ -526,6 +570,18 @@ class Driver:
             self._idle = True
 
     # -- evidence -------------------------------------------------------------------
+    def _prune_evidence(self) -> None:
+        """Forget seen evidence once it is committed (it is listed as committed then) or
+        too old to matter; /v1/evidence must not grow without bound."""
+        head = self.ledger.head.height
+        for key, record in list(self.pending_evidence.items()):
+            stored = evidence_key(
+                record["validator"], record["height"], record["round"], record["kind"]
+            )
+            old = record["height"] + EVIDENCE_KEEP_HEIGHTS < head
+            if old or self.ledger.store.get(stored) is not None:
+                del self.pending_evidence[key]
+
     def _on_evidence(self, found: EvidenceFound) -> None:
         first, second = found.first, found.second
         key = (
@@ -534,7 +590,7 @@ class Driver:
             + schema.u64(first.round)
             + first.kind.encode()
         )
-        if key in self.pending_evidence:
+        if key in self.pending_evidence or len(self.pending_evidence) >= MAX_PENDING_EVIDENCE:
             return
         record = {
             "validator": first.validator,
