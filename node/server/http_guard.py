@@ -50,8 +50,16 @@ def error_body(code: str, message: str, **details: Any) -> bytes:
 
 
 async def send_error(
-    send: Send, status: int, code: str, message: str, retry_after: int | None = None, **details: Any
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    retry_after: int | None = None,
+    close: bool = False,
+    **details: Any,
 ) -> None:
+    """`close` ends the connection after the answer: after a body that was not read whole
+    the stream is out of step, so keeping it alive would only hold the socket open."""
     body = error_body(code, message, **details)
     headers = [
         (b"content-type", b"application/json"),
@@ -59,6 +67,8 @@ async def send_error(
     ]
     if retry_after is not None:
         headers.append((b"retry-after", str(retry_after).encode()))
+    if close:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -106,12 +116,19 @@ class RequestGuard:
                 return
             except TimeoutError:
                 self.refused["body_timeout"] += 1
-                await send_error(send, 408, "timeout", "the request body was not sent in time")
+                await send_error(
+                    send, 408, "timeout", "the request body was not sent in time", close=True
+                )
                 return
             except BodyTooLarge:
                 limit = self.settings.max_body_bytes
                 await send_error(
-                    send, 413, "too_large", f"body is over the {limit}-byte limit", limit=limit
+                    send,
+                    413,
+                    "too_large",
+                    f"body is over the {limit}-byte limit",
+                    close=True,
+                    limit=limit,
                 )
                 return
         await self._run(scope, receive, send)
