@@ -1,4 +1,4 @@
-"""Key files (INTERFACES.md "Files"): JSON, mode 0600, optionally sealed with a passphrase.
+"""Key files (docs/spec/02): JSON, mode 0600, optionally sealed with a passphrase.
 
 A validator's or a party's seed is the one secret that lets someone speak for an
 organisation, so loading refuses files that other users can read, and a wrong passphrase

@@ -211,7 +211,7 @@ def record_hops(state: Overlay, pieces: list[Piece], hop: dict[str, Any], to: Fu
 
 
 def trace(reader: KVReader, platform: bytes, donation_id: str) -> dict[str, Any] | None:
-    """The lineage of one donation (PROTOCOL.md §2), or None if it was never recorded."""
+    """The lineage of one donation (docs/spec/03), or None if it was never recorded."""
     donation = get_donation(reader, platform, donation_id)
     if donation is None:
         return None
