@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -184,3 +185,32 @@ def test_start_must_extend_the_prefix_and_go_forward() -> None:
         list(store.iterate(b"a/", start=b"b/"))
     with pytest.raises(ValueError, match="start"):
         list(Overlay(store).iterate(b"a/", reverse=True, start=b"a/1"))
+
+
+def test_every_method_fails_as_store_error_once_the_backend_fails(store: KVStore) -> None:
+    """Fail-stop: a backend failure (here: the database closed under the caller) reaches
+    the caller as StoreError, the one error the driver treats as fatal, from every method."""
+    store.write({b"a/1": b"x"})
+    store.close()
+    with pytest.raises(StoreError):
+        store.get(b"a/1")
+    with pytest.raises(StoreError):
+        list(store.iterate(b"a/"))
+    with pytest.raises(StoreError):
+        store.write({b"a/2": b"y"})
+
+
+def test_a_failure_mid_scan_is_a_store_error(tmp_path: Path) -> None:
+    store = LevelStore(tmp_path / "db")
+    store.write({b"a/%d" % i: b"x" for i in range(10)})
+    scan = store.iterate(b"a/")
+    assert next(scan) == (b"a/0", b"x")
+    store._db.close()  # the backend goes away while a scan is open
+    with pytest.raises(StoreError, match="LevelDB"):
+        list(scan)
+
+
+def test_opening_where_a_file_stands_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "db").write_bytes(b"not a directory")
+    with pytest.raises(StoreError, match="cannot open"):
+        LevelStore(tmp_path / "db")

@@ -4,11 +4,18 @@ Everything the ledger keeps goes through `KVStore`. A block and all its conseque
 written with one `write()` call, which is atomic and (for LevelDB) synced, so a crash
 leaves either the whole block or none of it. The in-memory twin has the same semantics,
 so the contract and the Merkle log are tested against both.
+
+Fail-stop: every method raises `StoreError` and nothing else when the backend fails (a
+disk error, corruption, a closed database), so a caller has one error to treat as fatal.
+A validator that carried on after a failed write could sign a vote it has not recorded
+and, after a restart, sign a different one in the same round.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Protocol
@@ -17,6 +24,10 @@ import plyvel
 from sortedcontainers import SortedList
 
 from almoner.node.errors import StoreError
+
+# What plyvel raises: its own errors (IOError is also an OSError), OSError from the
+# filesystem, and RuntimeError once the database is closed.
+BACKEND_ERRORS = (plyvel.Error, OSError, RuntimeError)
 
 
 class KVReader(Protocol):
@@ -43,46 +54,59 @@ class MemoryStore:
     """In-memory twin of LevelStore: same ordering (bytewise keys), same atomicity.
 
     The sorted key list is rebuilt lazily on the first iteration after a write, so a
-    block's many inserts cost O(1) each instead of a list insertion each.
+    block's many inserts cost O(1) each instead of a list insertion each. A lock makes a
+    write and a scan exclusive, as LevelDB's batches and snapshots are: the node writes
+    from its store worker thread while the event loop reads.
     """
 
     def __init__(self) -> None:
         self._data: dict[bytes, bytes] = {}
         self._keys: list[bytes] = []
         self._sorted = True
+        self._lock = threading.Lock()
         self.closed = False
 
+    def _check_open(self) -> None:
+        if self.closed:
+            raise StoreError("the in-memory store is closed")
+
     def get(self, key: bytes) -> bytes | None:
+        self._check_open()
         return self._data.get(key)
 
     def iterate(
         self, prefix: bytes, *, reverse: bool = False, start: bytes | None = None
     ) -> Iterator[tuple[bytes, bytes]]:
         _check_start(prefix, reverse, start)
-        if not self._sorted:
-            self._keys = sorted(self._data)
-            self._sorted = True
-        first = bisect.bisect_left(self._keys, start or prefix)
-        keys: list[bytes] = []
-        for key in self._keys[first:]:
-            if not key.startswith(prefix):
-                break
-            keys.append(key)
-        if reverse:
-            keys.reverse()
-        # Materialise values now: like a LevelDB iterator, this is a snapshot.
-        data = self._data
-        yield from [(key, data[key]) for key in keys]
+        self._check_open()
+        with self._lock:
+            if not self._sorted:
+                self._keys = sorted(self._data)
+                self._sorted = True
+            first = bisect.bisect_left(self._keys, start or prefix)
+            keys: list[bytes] = []
+            for key in self._keys[first:]:
+                if not key.startswith(prefix):
+                    break
+                keys.append(key)
+            if reverse:
+                keys.reverse()
+            # Materialise values now: like a LevelDB iterator, this is a snapshot.
+            data = self._data
+            items = [(key, data[key]) for key in keys]
+        yield from items
 
     def write(self, changes: Mapping[bytes, bytes | None], *, sync: bool = True) -> None:
-        for key, value in changes.items():
-            if value is None:
-                if self._data.pop(key, None) is not None:
-                    self._sorted = False
-            else:
-                if key not in self._data:
-                    self._sorted = False
-                self._data[key] = value
+        self._check_open()
+        with self._lock:
+            for key, value in changes.items():
+                if value is None:
+                    if self._data.pop(key, None) is not None:
+                        self._sorted = False
+                else:
+                    if key not in self._data:
+                        self._sorted = False
+                    self._data[key] = value
 
     def close(self) -> None:
         self.closed = True
@@ -92,8 +116,8 @@ class LevelStore:
     """LevelDB through plyvel; `write` is one WriteBatch, synced by default."""
 
     def __init__(self, path: str | Path) -> None:
-        Path(path).mkdir(parents=True, exist_ok=True)
         try:
+            Path(path).mkdir(parents=True, exist_ok=True)
             self._db = plyvel.DB(str(path), create_if_missing=True)
         except plyvel.IOError as exc:
             raise StoreError(
@@ -102,16 +126,25 @@ class LevelStore:
             ) from exc
         except plyvel.CorruptionError as exc:
             raise StoreError(f"the LevelDB store at {path} is corrupt: {exc}") from exc
+        except BACKEND_ERRORS as exc:
+            raise StoreError(f"cannot open the LevelDB store at {path}: {exc}") from exc
         self.path = Path(path)
 
     def get(self, key: bytes) -> bytes | None:
-        value: bytes | None = self._db.get(key)
+        with _backend(self.path, "read"):
+            value: bytes | None = self._db.get(key)
         return value
 
     def iterate(
         self, prefix: bytes, *, reverse: bool = False, start: bytes | None = None
     ) -> Iterator[tuple[bytes, bytes]]:
         _check_start(prefix, reverse, start)
+        with _backend(self.path, "scan"):
+            yield from self._iterate(prefix, reverse, start)
+
+    def _iterate(
+        self, prefix: bytes, reverse: bool, start: bytes | None
+    ) -> Iterator[tuple[bytes, bytes]]:
         if start is not None:
             stop = _prefix_end(prefix)
             with self._db.iterator(start=start, stop=stop) as it:
@@ -132,7 +165,7 @@ class LevelStore:
             yield from it
 
     def write(self, changes: Mapping[bytes, bytes | None], *, sync: bool = True) -> None:
-        with self._db.write_batch(sync=sync) as batch:
+        with _backend(self.path, "write"), self._db.write_batch(sync=sync) as batch:
             for key, value in changes.items():
                 if value is None:
                     batch.delete(key)
@@ -140,8 +173,18 @@ class LevelStore:
                     batch.put(key, value)
 
     def close(self) -> None:
-        if not self._db.closed:
-            self._db.close()
+        with _backend(self.path, "close"):
+            if not self._db.closed:
+                self._db.close()
+
+
+@contextlib.contextmanager
+def _backend(path: Path, action: str) -> Iterator[None]:
+    """The boundary: a backend failure leaves here as StoreError, with what was being done."""
+    try:
+        yield
+    except BACKEND_ERRORS as exc:
+        raise StoreError(f"LevelDB {action} failed at {path}: {exc}") from exc
 
 
 def _check_start(prefix: bytes, reverse: bool, start: bytes | None) -> None:
@@ -232,10 +275,13 @@ class Overlay:
         nxt = next(base, None)
         while True:
             own = mine[i] if i < len(mine) else None
-            if nxt is None and own is None:
-                return
-            if own is None or (nxt is not None and (nxt[0] > own if reverse else nxt[0] < own)):
-                assert nxt is not None
+            if own is None:
+                if nxt is None:
+                    return
+                yield nxt
+                nxt = next(base, None)
+                continue
+            if nxt is not None and (nxt[0] > own if reverse else nxt[0] < own):
                 yield nxt
                 nxt = next(base, None)
                 continue

@@ -3,6 +3,10 @@
 Handlers are thin: they parse, call the ledger/mempool/driver, and render. Every failure
 is a `{"error": {code, message, details}}` body with the status PROTOCOL.md §2 gives for
 the code; no input can produce a 500, commit anything, or stop the node.
+
+The API depends only on `NodeServices` (services.py). Routes come in groups, one
+`APIRouter` each (writes, reads, health, validators); `create_app` includes them in that
+order and then any `extra` routers, which is how other parts of the node add endpoints.
 """
 
 from __future__ import annotations
@@ -11,9 +15,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -34,9 +38,7 @@ from almoner.node.chain.views import (
 )
 from almoner.node.errors import CodecError, ProtocolError, invalid_field
 from almoner.node.server.p2p import P2PError, open_envelope
-
-if TYPE_CHECKING:
-    from almoner.node.server.app import NodeRuntime
+from almoner.node.server.services import NodeServices
 
 log = logging.getLogger("almoner.api")
 
@@ -100,8 +102,23 @@ def parse_int(value: str | None, field: str, default: int | None = None, low: in
     return int(value)
 
 
-def create_app(rt: NodeRuntime) -> FastAPI:
+def create_app(services: NodeServices, extra: tuple[APIRouter, ...] = ()) -> FastAPI:
     app = FastAPI(title="Almoner node", version="1", docs_url="/docs", redoc_url=None)
+    install_error_handlers(app)
+    install_request_metrics(app, services)
+    for router in (
+        write_routes(services),
+        read_routes(services),
+        health_routes(services),
+        validator_routes(services),
+        *extra,
+    ):
+        app.include_router(router)
+    return app
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every failure as the protocol's error body; a bug is a 500 that says the node lives."""
 
     @app.exception_handler(ProtocolError)
     async def _protocol_error(request: Request, exc: ProtocolError) -> JSONResponse:
@@ -126,6 +143,8 @@ def create_app(rt: NodeRuntime) -> FastAPI:
         field = ".".join(str(p) for p in first["loc"][1:]) or "request"
         return error_response(invalid_field(field, str(first["msg"])))
 
+
+def install_request_metrics(app: FastAPI, services: NodeServices) -> None:
     @app.middleware("http")
     async def _measure(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -134,25 +153,31 @@ def create_app(rt: NodeRuntime) -> FastAPI:
         response = await call_next(request)
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
-        rt.metrics.observe("almoner_http_request_seconds", time.monotonic() - started, path=path)
-        rt.metrics.inc("almoner_http_requests_total", path=path, status=str(response.status_code))
+        metrics = services.metrics
+        metrics.observe("almoner_http_request_seconds", time.monotonic() - started, path=path)
+        metrics.inc("almoner_http_requests_total", path=path, status=str(response.status_code))
         return response
 
-    # -- writes ---------------------------------------------------------------------
-    @app.post("/v1/txs")
+
+def write_routes(services: NodeServices) -> APIRouter:
+    """Submitting txs: admission by the mempool, then gossip to the validators."""
+    router = APIRouter()
+    ledger = services.ledger
+
+    @router.post("/v1/txs")
     async def submit_tx(request: Request) -> Response:
         raw = await read_body(request, MAX_TX_BYTES)
-        admission = rt.mempool.add(raw)
+        admission = services.mempool.add(raw)
         if admission.status == "pending":
-            rt.gossip_tx(raw)
+            services.gossip_txs([raw])
         if admission.status == "committed":
-            return render(request, receipt(rt.ledger, admission.tx_id))
+            return render(request, receipt(ledger, admission.tx_id))
         if request.query_params.get("wait") == "commit":
-            timeout = rt.config.wait_commit_timeout_ms / 1000
-            if await rt.notifier.wait(admission.tx_id, timeout) or rt.ledger.tx_location(
+            timeout = services.limits.wait_commit_timeout_s
+            if await services.notifier.wait(admission.tx_id, timeout) or ledger.tx_location(
                 admission.tx_id
             ):
-                return render(request, receipt(rt.ledger, admission.tx_id))
+                return render(request, receipt(ledger, admission.tx_id))
             raise ProtocolError(
                 "timeout",
                 "the tx was not committed in time; it stays pending",
@@ -160,14 +185,14 @@ def create_app(rt: NodeRuntime) -> FastAPI:
             )
         return render(request, {"tx_id": admission.tx_id, "status": "pending"}, 202)
 
-    @app.post("/v1/txs/batch")
+    @router.post("/v1/txs/batch")
     async def submit_batch(request: Request) -> Response:
-        body = await read_body(request, rt.config.max_body_bytes)
+        body = await read_body(request, services.limits.max_body_bytes)
         results: list[dict[str, Any]] = []
         accepted: list[bytes] = []
         for index, raw in enumerate(split_array(body)):
             try:
-                admission = rt.mempool.add(raw)
+                admission = services.mempool.add(raw)
             except ProtocolError as exc:
                 results.append({"index": index, "status": "rejected", **exc.to_json()})
                 continue
@@ -175,48 +200,55 @@ def create_app(rt: NodeRuntime) -> FastAPI:
                 accepted.append(raw)
             results.append({"index": index, "tx_id": admission.tx_id, "status": admission.status})
         if accepted:
-            rt.gossip_txs(accepted)
+            services.gossip_txs(accepted)
         return render(request, {"results": results})
 
-    # -- reads ----------------------------------------------------------------------
-    @app.get("/v1/txs/{tx_id}")
+    return router
+
+
+def read_routes(services: NodeServices) -> APIRouter:
+    """The ledger's public reads: txs with receipts, blocks, proofs, parties, funds."""
+    router = APIRouter()
+    ledger = services.ledger
+
+    @router.get("/v1/txs/{tx_id}")
     async def get_tx(request: Request, tx_id: str) -> Response:
         tid = parse_hex(tx_id, "tx_id")
         proof_size = request.query_params.get("proof_size")
         size = None if proof_size is None else parse_int(proof_size, "proof_size", low=1)
-        pending = rt.mempool.get(tid)
+        pending = services.mempool.get(tid)
         if pending is not None:
             return render(request, {"tx": decode_tx(pending), "status": "pending", "receipt": None})
-        tx = committed_tx(rt.ledger, tid)
+        tx = committed_tx(ledger, tid)
         if tx is None:
             raise not_found(f"tx {tx_id}")
         return render(
-            request, {"tx": tx, "status": "committed", "receipt": receipt(rt.ledger, tid, size)}
+            request, {"tx": tx, "status": "committed", "receipt": receipt(ledger, tid, size)}
         )
 
-    @app.get("/v1/genesis")
+    @router.get("/v1/genesis")
     async def get_genesis(request: Request) -> Response:
         # JSON: the document exactly as genesis.json holds it; msgpack: the hashed map.
         if wants_msgpack(request):
-            return render(request, rt.genesis.to_protocol())
-        return JSONResponse(rt.genesis.to_json())
+            return render(request, services.genesis.to_protocol())
+        return JSONResponse(services.genesis.to_json())
 
-    @app.get("/v1/head")
+    @router.get("/v1/head")
     async def get_head(request: Request) -> Response:
-        return render(request, head_view(rt.ledger))
+        return render(request, head_view(ledger))
 
-    @app.get("/v1/blocks/{height}")
+    @router.get("/v1/blocks/{height}")
     async def get_block(request: Request, height: str) -> Response:
-        return render(request, block_view(rt.ledger, parse_int(height, "height", low=1)))
+        return render(request, block_view(ledger, parse_int(height, "height", low=1)))
 
-    @app.get("/v1/blocks")
+    @router.get("/v1/blocks")
     async def get_blocks(request: Request) -> Response:
         start = parse_int(request.query_params.get("from"), "from", default=1, low=1)
         limit = parse_int(request.query_params.get("limit"), "limit", default=100, low=1)
-        end = min(start + min(limit, BLOCK_RANGE_MAX), rt.ledger.head.height + 1)
+        end = min(start + min(limit, BLOCK_RANGE_MAX), ledger.head.height + 1)
         pairs = []
         for height in range(start, end):
-            block, cert = rt.ledger.block_at(height), rt.ledger.certificate_at(height)
+            block, cert = ledger.block_at(height), ledger.certificate_at(height)
             if block is None or cert is None:
                 break
             pairs.append((block, cert))
@@ -224,73 +256,92 @@ def create_app(rt: NodeRuntime) -> FastAPI:
             stream = b"".join(encode_stream_item(b, c) for b, c in pairs)
             return Response(stream, media_type=MSGPACK)
         # Like every read, JSON by default: the range as a list of block views.
-        return render(request, [block_view(rt.ledger, b["header"]["height"]) for b, _ in pairs])
+        return render(request, [block_view(ledger, b["header"]["height"]) for b, _ in pairs])
 
-    @app.get("/v1/proofs/consistency")
+    @router.get("/v1/proofs/consistency")
     async def consistency(request: Request) -> Response:
         first = parse_int(request.query_params.get("first"), "first", low=1)
         second = parse_int(request.query_params.get("second"), "second", low=1)
-        size = rt.ledger.head.log_size
+        size = ledger.head.log_size
         if first > second:
             raise invalid_field("first", "must not exceed second")
         if second > size:
             raise invalid_field("second", f"must not exceed the log size {size}")
-        path = rt.ledger.log().consistency_proof(first, second)
+        path = ledger.log().consistency_proof(first, second)
         return render(request, {"first": first, "second": second, "path": path})
 
-    @app.get("/v1/parties/{pubkey}")
+    @router.get("/v1/parties/{pubkey}")
     async def get_party(request: Request, pubkey: str) -> Response:
-        return render(request, party_view(rt.ledger, parse_hex(pubkey, "pubkey")))
+        return render(request, party_view(ledger, parse_hex(pubkey, "pubkey")))
 
-    @app.get("/v1/charities/{pubkey}/funds")
+    @router.get("/v1/charities/{pubkey}/funds")
     async def get_funds(request: Request, pubkey: str) -> Response:
-        return render(request, funds_view(rt.ledger, parse_hex(pubkey, "pubkey")))
+        return render(request, funds_view(ledger, parse_hex(pubkey, "pubkey")))
 
-    @app.get("/v1/donations/{platform}/{donation_id}/trace")
+    @router.get("/v1/donations/{platform}/{donation_id}/trace")
     async def get_trace(request: Request, platform: str, donation_id: str) -> Response:
-        return render(request, trace_view(rt.ledger, parse_hex(platform, "platform"), donation_id))
+        return render(request, trace_view(ledger, parse_hex(platform, "platform"), donation_id))
 
-    @app.get("/v1/evidence")
+    @router.get("/v1/evidence")
     async def get_evidence(request: Request) -> Response:
-        pending = list(rt.driver.pending_evidence.values()) if rt.driver else []
-        return render(request, {"committed": committed_evidence(rt.ledger), "seen": pending})
+        consensus = services.consensus
+        pending = list(consensus.pending_evidence.values()) if consensus else []
+        return render(request, {"committed": committed_evidence(ledger), "seen": pending})
 
-    @app.get("/v1/status")
+    @router.get("/v1/status")
     async def get_status(request: Request) -> Response:
-        return render(request, rt.status())
+        return render(request, services.status())
 
-    @app.get("/healthz")
+    return router
+
+
+def health_routes(services: NodeServices) -> APIRouter:
+    """For load balancers and Prometheus: liveness, readiness, metrics."""
+    router = APIRouter()
+
+    @router.get("/healthz")
     async def healthz() -> Response:
-        if rt.driver is not None and rt.driver.fatal:
-            return http_error(503, "unhealthy", rt.driver.fatal)
+        reason = services.unhealthy()
+        if reason is not None:
+            return http_error(503, "unhealthy", reason)
         return JSONResponse({"ok": True})
 
-    @app.get("/readyz")
+    @router.get("/readyz")
     async def readyz() -> Response:
-        if rt.syncing():
-            return JSONResponse({"ready": False, "height": rt.ledger.head.height}, 503)
-        return JSONResponse({"ready": True, "height": rt.ledger.head.height})
+        height = services.ledger.head.height
+        if services.syncing():
+            return JSONResponse({"ready": False, "height": height}, 503)
+        return JSONResponse({"ready": True, "height": height})
 
-    @app.get("/metrics")
+    @router.get("/metrics")
     async def metrics() -> Response:
-        return PlainTextResponse(rt.metrics.render(), media_type="text/plain; version=0.0.4")
+        return PlainTextResponse(services.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    # -- validators -----------------------------------------------------------------
-    @app.post("/v1/p2p/messages")
+    return router
+
+
+def validator_routes(services: NodeServices) -> APIRouter:
+    """Consensus traffic between validators: signed envelopes into the driver's inbox."""
+    router = APIRouter()
+    ledger = services.ledger
+
+    @router.post("/v1/p2p/messages")
     async def p2p(request: Request) -> Response:
-        body = await read_body(request, rt.config.max_body_bytes)
-        validators = frozenset(rt.ledger.validators(rt.ledger.head.height + 1))
+        max_body = services.limits.max_body_bytes
+        body = await read_body(request, max_body)
+        validators = frozenset(ledger.validators(ledger.head.height + 1))
         try:
-            envelope = open_envelope(body, rt.ledger.chain_id, validators, rt.config.max_body_bytes)
+            envelope = open_envelope(body, ledger.chain_id, validators, max_body)
         except P2PError as exc:
-            rt.metrics.inc("almoner_p2p_refused_total", code=exc.code)
+            services.metrics.inc("almoner_p2p_refused_total", code=exc.code)
             return http_error(exc.status, exc.code, exc.message)
-        if rt.driver is None:
+        consensus = services.consensus
+        if consensus is None:
             return http_error(403, "not_a_validator", "this node takes no consensus traffic")
-        accepted = sum(rt.driver.deliver(envelope.sender, msg) for msg in envelope.msgs)
+        accepted = sum(consensus.deliver(envelope.sender, msg) for msg in envelope.msgs)
         if accepted < len(envelope.msgs):
             raise ProtocolError("busy", "consensus inbox full", {"accepted": accepted})
         await asyncio.sleep(0)
         return JSONResponse({"accepted": accepted}, status_code=202)
 
-    return app
+    return router

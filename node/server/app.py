@@ -22,7 +22,6 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from almoner.node.chain.certified import SyncError
 from almoner.node.chain.codec import H
 from almoner.node.chain.crypto import KeyPair
 from almoner.node.chain.genesis import Genesis, load_genesis
@@ -31,24 +30,25 @@ from almoner.node.chain.ledger import Ledger
 from almoner.node.chain.store import LevelStore
 from almoner.node.errors import AlmonerError
 from almoner.node.server.api import create_app
-from almoner.node.server.catchup import fetch_blocks, fetch_height
+from almoner.node.server.catchup import CatchUp
 from almoner.node.server.config import NodeConfig
 from almoner.node.server.driver import Driver
 from almoner.node.server.mempool import Mempool
 from almoner.node.server.metrics import Metrics
 from almoner.node.server.notifier import CommitNotifier
+from almoner.node.server.services import ApiLimits
 from almoner.node.server.tasks import cancel_all
 from almoner.node.server.transport import Transport
 
 log = logging.getLogger("almoner.node")
 
-SYNC_INTERVAL_S = 0.5
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-LAGGING_AFTER_S = 2.0
 
 
 @dataclass
 class NodeRuntime:
+    """The node's parts, wired; it provides the API's `NodeServices`."""
+
     config: NodeConfig
     genesis: Genesis
     store: LevelStore
@@ -61,7 +61,6 @@ class NodeRuntime:
     transport: Transport | None = None
     driver: Driver | None = None
     node_id: str = ""
-    _ahead_since: float | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -90,7 +89,14 @@ class NodeRuntime:
             self.config.tick_ms,
         )
         self.driver.start()
-        self._tasks.append(asyncio.create_task(self._sync_loop(), name="sync"))
+        catchup = CatchUp(
+            self.client,
+            self.transport.peers,
+            self.ledger,
+            self.driver,
+            is_validator=self.driver.is_validator,
+        )
+        self._tasks.append(asyncio.create_task(catchup.run(), name="catch-up"))
         log.info(
             "node %s up: chain %s, height %d, %s",
             self.node_id,
@@ -110,64 +116,21 @@ class NodeRuntime:
         self.store.close()
         log.info("node %s stopped cleanly at height %d", self.node_id, self.ledger.head.height)
 
-    # -- gossip and catch-up --------------------------------------------------------
-    def gossip_tx(self, raw: bytes) -> None:
-        self.gossip_txs([raw])
+    # -- what the API reads (NodeServices) -------------------------------------------
+    @property
+    def limits(self) -> ApiLimits:
+        return ApiLimits(self.config.max_body_bytes, self.config.wait_commit_timeout_ms / 1000)
+
+    @property
+    def consensus(self) -> Driver | None:
+        return self.driver
+
+    def unhealthy(self) -> str | None:
+        return self.driver.fatal if self.driver is not None else None
 
     def gossip_txs(self, raws: list[bytes]) -> None:
         if self.transport is not None:
             self.transport.broadcast({"type": "txs", "txs": raws})
-
-    async def _sync_loop(self) -> None:
-        while True:
-            try:
-                await self._sync_once()
-            except Exception:  # a peer must never be able to kill catch-up
-                log.exception("catch-up round failed")
-            await asyncio.sleep(SYNC_INTERVAL_S)
-
-    async def _sync_once(self) -> None:
-        assert self.client is not None and self.transport is not None
-        assert self.driver is not None
-        for peer in self.transport.peers.values():
-            try:
-                peer.height = await fetch_height(self.client, peer.url)
-                peer.up = True
-            except (httpx.HTTPError, SyncError, ValueError) as exc:
-                peer.up = False
-                peer.last_error = str(exc)
-        best = max(
-            self.transport.peers.values(), key=lambda p: p.height if p.up else -1, default=None
-        )
-        # A peer one block ahead is normal mid-consensus for a validator, so a validator
-        # fetches only when a peer is two or more ahead, or has stayed ahead for a while
-        # (it missed a decision that no later traffic will repeat). Observers always fetch.
-        now = asyncio.get_running_loop().time()
-        head = self.ledger.head.height
-        if best is None or not best.up or best.height <= head:
-            self._ahead_since = None
-            return
-        if self.is_validator and best.height == head + 1:
-            if self._ahead_since is None:
-                self._ahead_since = now
-            if now - self._ahead_since < LAGGING_AFTER_S:
-                return
-        self._ahead_since = None
-        while best.height > self.ledger.head.height:
-            start = self.ledger.head.height + 1
-            try:
-                items = await fetch_blocks(self.client, best.url, start)
-            except (httpx.HTTPError, SyncError) as exc:
-                log.warning("catch-up from %s failed: %s", best.url, exc)
-                return
-            if not items:
-                return
-            self.driver.deliver_blocks(items, best.url)
-            deadline = asyncio.get_running_loop().time() + 30
-            while self.ledger.head.height < start and asyncio.get_running_loop().time() < deadline:
-                await asyncio.sleep(0.01)
-            if self.ledger.head.height < start:
-                return  # refused: logged by the driver; try again next round
 
     def peer_series(self, attribute: str) -> dict[tuple[tuple[str, str], ...], float]:
         if self.transport is None:
