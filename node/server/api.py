@@ -1,8 +1,8 @@
-"""The HTTP API of INTERFACES.md, served by every node.
+"""The HTTP API of docs/spec/07-http-api.md, served by every node.
 
 Handlers are thin: they parse, call the ledger/mempool/driver, and render. Every failure
-is a `{"error": {code, message, details}}` body with the status PROTOCOL.md §2 gives for
-the code; no input can produce a 500, commit anything, or stop the node.
+is a `{"error": {code, message, details}}` body with the status docs/spec/04-errors.md
+gives for the code; no input can produce a 500, commit anything, or stop the node.
 
 The API depends only on `NodeServices` (services.py). Routes come in groups, one
 `APIRouter` each (writes, reads, health, validators); `create_app` includes them in that
@@ -12,6 +12,7 @@ order and then any `extra` routers, which is how other parts of the node add end
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -37,6 +38,8 @@ from almoner.node.chain.views import (
     trace_view,
 )
 from almoner.node.errors import CodecError, ProtocolError, invalid_field
+from almoner.node.server.events import event_routes
+from almoner.node.server.openapi import install_openapi
 from almoner.node.server.p2p import P2PError, open_envelope
 from almoner.node.server.services import NodeServices
 
@@ -82,6 +85,33 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def refuse_json(request: Request, body: bytes) -> None:
+    """A JSON body where signed MessagePack is expected gets an answer that says so.
+
+    Still `malformed` (what the bytes are, as MessagePack), but a developer who posted the
+    JSON view of a tx learns what to send instead of reading "trailing bytes". A body
+    starting with `{` or `[` is never valid here: as MessagePack it is one small int
+    followed by trailing bytes.
+    """
+    looks_json = len(body) > 1 and body[:1] in (b"{", b"[")
+    if looks_json or ("json" in request.headers.get("content-type", "") and _is_json(body)):
+        raise CodecError(
+            "malformed",
+            "the body is JSON, but this route takes MessagePack: send the signed tx's "
+            "canonical MessagePack bytes with Content-Type: application/msgpack "
+            "(docs/spec/02-keys-and-signing.md, docs/platforms.md)",
+            {"expected": MSGPACK, "got": "json"},
+        )
+
+
+def _is_json(body: bytes) -> bool:
+    try:
+        json.loads(body)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_hex(value: str, field: str, length: int = 32) -> bytes:
     try:
         raw = bytes.fromhex(value)
@@ -103,7 +133,7 @@ def parse_int(value: str | None, field: str, default: int | None = None, low: in
 
 
 def create_app(services: NodeServices, extra: tuple[APIRouter, ...] = ()) -> FastAPI:
-    app = FastAPI(title="Almoner node", version="1", docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="Almoner node", version="1", docs_url=None, redoc_url=None)
     install_error_handlers(app)
     install_request_metrics(app, services)
     for router in (
@@ -111,9 +141,11 @@ def create_app(services: NodeServices, extra: tuple[APIRouter, ...] = ()) -> Fas
         read_routes(services),
         health_routes(services),
         validator_routes(services),
+        event_routes(services),
         *extra,
     ):
         app.include_router(router)
+    install_openapi(app)
     return app
 
 
@@ -167,6 +199,7 @@ def write_routes(services: NodeServices) -> APIRouter:
     @router.post("/v1/txs")
     async def submit_tx(request: Request) -> Response:
         raw = await read_body(request, MAX_TX_BYTES)
+        refuse_json(request, raw)
         admission = services.mempool.add(raw)
         if admission.status == "pending":
             services.gossip_txs([raw])
@@ -188,6 +221,7 @@ def write_routes(services: NodeServices) -> APIRouter:
     @router.post("/v1/txs/batch")
     async def submit_batch(request: Request) -> Response:
         body = await read_body(request, services.limits.max_body_bytes)
+        refuse_json(request, body)
         results: list[dict[str, Any]] = []
         accepted: list[bytes] = []
         for index, raw in enumerate(split_array(body)):

@@ -58,6 +58,25 @@ export interface BatchResult {
   error?: { code: string; message: string; details: Record<string, unknown> };
 }
 
+/** One commit event: a block's txs that matched the stream's filter (ids and keys as hex). */
+export interface CommitEvent {
+  height: number;
+  block_hash: string;
+  time: number;
+  txs: { tx_id: string; index_in_block: number; type: string; signer: string; tx: Record<string, unknown> }[];
+}
+
+export interface EventOptions {
+  /** First height to send; default: only blocks committed from now on. */
+  from?: number;
+  /** Resume after this height (what the last event's `height` was). */
+  after?: number;
+  until?: number;
+  party?: Uint8Array | string;
+  types?: string[];
+  signal?: AbortSignal;
+}
+
 export interface Trust {
   chainId: string;
   validators: Uint8Array[];
@@ -213,6 +232,52 @@ export class Client {
     if (!equalBytes(blockHash(txBlock), receipt.block_hash)) throw new ProofError("the tx's block hash differs");
   }
 
+  /**
+   * Commit events (GET /v1/events): yields each block's matching txs as it is committed.
+   * Reconnects on network errors, resuming after the last height it yielded.
+   */
+  async *events(options: EventOptions = {}): AsyncGenerator<CommitEvent> {
+    let after = options.after;
+    for (let attempt = 0; ; attempt++) {
+      const query: Record<string, string> = {};
+      if (after === undefined && options.from !== undefined) query.from = String(options.from);
+      if (options.until !== undefined) query.until = String(options.until);
+      if (options.party !== undefined) query.party = typeof options.party === "string" ? options.party : hex(options.party);
+      if (options.types?.length) query.type = options.types.join(",");
+      const headers: Record<string, string> = { accept: "text/event-stream" };
+      if (after !== undefined) headers["last-event-id"] = String(after);
+      let response: Response;
+      try {
+        response = await fetch(`${this.base}/v1/events?${new URLSearchParams(query)}`, {
+          headers,
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+      } catch (err) {
+        if (options.signal?.aborted || attempt + 1 >= this.opts.retries) throw err;
+        await sleep(this.backoff(attempt, null));
+        continue;
+      }
+      if (!response.ok || !response.body) {
+        const error = parseError(response.status, new Uint8Array(await response.arrayBuffer()));
+        if (error.code !== "busy" || attempt + 1 >= this.opts.retries) throw error;
+        await sleep(this.backoff(attempt, response.headers.get("retry-after")));
+        continue;
+      }
+      try {
+        for await (const { data } of sseEvents(response.body)) {
+          const event = JSON.parse(data) as CommitEvent;
+          after = event.height;
+          attempt = 0;
+          yield event;
+        }
+        return; // the server ended the stream (`until` reached)
+      } catch (err) {
+        if (options.signal?.aborted || attempt + 1 >= this.opts.retries) throw err;
+        await sleep(this.backoff(attempt, null));
+      }
+    }
+  }
+
   async trace(platform: Uint8Array | string, donationId: string): Promise<ValueMap> {
     const p = typeof platform === "string" ? platform : hex(platform);
     return (await this.request("GET", `/v1/donations/${p}/${encodeURIComponent(donationId)}/trace`)) as ValueMap;
@@ -232,6 +297,27 @@ export class Client {
         Number(proof.tree_size) === Number(header.log_size) &&
         verifyInclusion(id, Number(proof.leaf_index), Number(proof.tree_size), proof.path as Uint8Array[], header.log_root as Uint8Array);
       if (!ok) throw new ProofError(`the proof of tx ${hex(id)} does not verify`);
+    }
+  }
+}
+
+/** Parse server-sent events from a byte stream (text/event-stream framing). */
+async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<{ id: string; data: string }> {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let cut: number;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let id = "";
+      const data: string[] = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith("id:")) id = line.slice(3).trim();
+        else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+      }
+      if (data.length) yield { id, data: data.join("\n") };
     }
   }
 }

@@ -169,3 +169,28 @@ test("JSON sent where msgpack is expected is refused with a clear error", async 
   assert.equal(body.error.code, "malformed");
   assert.match(body.error.message, /msgpack/i);
 });
+
+test("commit events: replay from a height, filtered to the platform, then resume", async () => {
+  const signed = donation("SDK-EV", 42);
+  const receipt = (await client.submit(signed, { wait: true })) as Receipt;
+  const seen: string[] = [];
+  let lastHeight = 0;
+  for await (const event of client.events({ from: 1, until: receipt.height, party: platform.publicKey, types: ["donation.record"] })) {
+    for (const tx of event.txs) {
+      assert.equal(tx.type, "donation.record");
+      seen.push(tx.tx_id);
+    }
+    lastHeight = event.height;
+  }
+  assert.ok(seen.includes(signed.idHex));
+  assert.equal(lastHeight, receipt.height);
+  // Resuming after the last height yields nothing older.
+  const later = donation("SDK-EV2", 43);
+  const next = (await client.submit(later, { wait: true })) as Receipt;
+  const resumed: number[] = [];
+  for await (const event of client.events({ after: lastHeight, until: next.height, party: platform.publicKey })) {
+    resumed.push(event.height);
+  }
+  assert.ok(resumed.every((h) => h > lastHeight));
+  assert.ok(resumed.includes(next.height));
+});
