@@ -29,6 +29,7 @@ from almoner.node.server.services import NodeServices
 POLL_S = 0.2
 KEEPALIVE_S = 15.0
 MAX_STREAMS = 64
+REPLAY_SLICE = 64
 BIN32_BODY_FIELDS = ("party", "charity", "platform", "to", "donor")
 
 
@@ -144,6 +145,8 @@ async def stream(
                 if event is not None:
                     quiet_since = time.monotonic()
                     yield event
+                elif height % REPLAY_SLICE == 0:
+                    await asyncio.sleep(0)  # a long replay matching nothing must not hog the loop
                 continue
             if await request.is_disconnected():
                 return
