@@ -1,4 +1,4 @@
-"""`python -m cli` runs the same entry point as the `almoner` script."""
+"""`python -m almoner.cli` runs the same entry point as the `almoner` script."""
 
 from almoner.cli.main import main
 

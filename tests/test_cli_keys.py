@@ -15,7 +15,7 @@ from almoner.node.chain.keys import load_key_file
 
 def almoner(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
+        [sys.executable, "-m", "almoner.cli", *args],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},

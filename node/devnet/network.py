@@ -144,7 +144,7 @@ class NodeProcesses:
         home = self.devnet.home(name)
         log = open(home / "node.log", "ab")  # noqa: SIM115 - the child owns it
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "cli", "node", "run", "--home", str(home)],
+            [sys.executable, "-m", "almoner.cli", "node", "run", "--home", str(home)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -24,7 +24,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 def almoner(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli", *args], capture_output=True, text=True, check=False,
+        [sys.executable, "-m", "almoner.cli", *args], capture_output=True, text=True, check=False,
         env={**os.environ}, timeout=120,
     )  # fmt: skip
 

@@ -17,7 +17,8 @@ from almoner.node.devnet.network import free_port
 
 def start(root: Path, port: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "cli", "devnet", "--dir", str(root), "--base-port", str(port)],
+        [sys.executable, "-m", "almoner.cli", "devnet", "--dir", str(root),
+         "--base-port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ},
     )  # fmt: skip
 

@@ -20,7 +20,7 @@ def verify_node(url: str, genesis: Path) -> tuple[int, dict[str, object]]:
         [
             sys.executable,
             "-m",
-            "cli",
+            "almoner.cli",
             "verify",
             "--node",
             url,
