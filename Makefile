@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: test lint typecheck devnet bench clean image test-docker test-sdk vectors
+.PHONY: test lint typecheck devnet bench clean image test-docker test-governance-sim test-sdk vectors
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,11 @@ test-sdk: $(STAMP)
 # Rewrite docs/spec/vectors from the implementation (tests/test_spec_vectors.py checks them).
 vectors: $(STAMP)
 	$(BIN)/python -m tests.spec_vectors
+
+# Validator set changes under faults and Byzantine validators, >= 2,000 heights in all
+# (tests/consensus/test_simulation_sets.py; `make test` runs the same table shorter).
+test-governance-sim: $(STAMP)
+	ALMONER_GOV_SIM_HEIGHTS=260 $(BIN)/pytest -q tests/consensus/test_simulation_sets.py
 
 devnet: $(STAMP)
 	$(BIN)/almoner devnet --dir ./devnet

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("almoner.cli.export_cmd", "export"),
     "trace": ("almoner.cli.trace_cmd", "trace"),
     "audit-nodes": ("almoner.cli.audit_cmd", "audit_nodes_cmd"),
+    "governance": ("almoner.cli.governance_cmd", "governance"),
 }
 
 

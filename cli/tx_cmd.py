@@ -306,3 +306,9 @@ def submit(file: Path, node_url: str, as_json: bool) -> None:
             click.echo(f"  tx {item['index']}: {error['code']}: {error['message']}", err=True)
     if rejected:
         raise SystemExit(EXIT_FAILED)
+
+
+# Governance sub-commands (docs/governance.md) live in their own module.
+from almoner.cli.governance_cmd import add_governance_commands  # noqa: E402
+
+add_governance_commands(tx)

@@ -521,6 +521,8 @@ class Machine:
         self._out.send.append(Outbound(msg))
 
     def _vote(self, kind: str, block_hash: bytes | None) -> None:
+        if self.me not in self._members:
+            return  # outside this height's set (governance): follow, never vote or count
         msg = self._own.get((self.round, kind))
         if msg is None:  # never sign a second vote for one (height, round, kind)
             vote = Vote(

@@ -13,7 +13,7 @@ from almoner.node.chain.codec import H, encode
 from almoner.node.chain.contract.engine import check_and_apply, seed_genesis
 from almoner.node.chain.crypto import KeyPair
 from almoner.node.chain.genesis import DEFAULT_PARAMS, Genesis, GenesisParty, Validator
-from almoner.node.chain.signing import vote_sign_bytes
+from almoner.node.chain.signing import rotation_sign_bytes, vote_sign_bytes
 from almoner.node.chain.store import KVReader, KVStore, MemoryStore, Overlay
 from almoner.node.chain.tx import encode_tx, make_tx
 from almoner.node.errors import ProtocolError
@@ -241,3 +241,59 @@ class Ledger:
         self.state = Overlay(self.store)
         self.height += 1
         self.index = 0
+
+
+# -- governance bodies (docs/governance.md) -----------------------------------------------
+
+
+def set_change(
+    pid: str,
+    validator: bytes,
+    action: str = "add",
+    replaces: bytes | None = None,
+    name: str = "新验证人",
+    org_id: str = "VAL-5",
+) -> dict[str, Any]:
+    return {
+        "proposal": pid,
+        "action": action,
+        "validator": validator,
+        "replaces": replaces,
+        "name": name,
+        "org_id": org_id,
+    }
+
+
+def upgrade(pid: str, height: int, version: int = 2, note: str = "v2 headers") -> dict[str, Any]:
+    return {"proposal": pid, "height": height, "version": version, "note": note}
+
+
+def approve(proposer: bytes, pid: str) -> dict[str, Any]:
+    return {"proposer": proposer, "proposal": pid}
+
+
+def pop(new: KeyPair, party: bytes, chain: str = CHAIN) -> bytes:
+    """The new key's proof of possession for a rotation of `party`."""
+    return new.sign(rotation_sign_bytes(chain, party, new.public_key))
+
+
+def rotate(new: KeyPair, party: bytes) -> dict[str, Any]:
+    return {"new_key": new.public_key, "new_sig": pop(new, party)}
+
+
+def recover(rid: str, party: bytes, new: KeyPair, reason: str = "key leaked") -> dict[str, Any]:
+    return {
+        "recovery": rid,
+        "party": party,
+        "new_key": new.public_key,
+        "new_sig": pop(new, party),
+        "reason": reason,
+    }
+
+
+def approve_recovery(proposer: bytes, rid: str) -> dict[str, Any]:
+    return {"proposer": proposer, "recovery": rid}
+
+
+def reinstate(party: bytes, reason: str = "cleared by the court") -> dict[str, Any]:
+    return {"party": party, "reason": reason}

@@ -108,6 +108,18 @@ class LocalChain:
         if missing:
             raise LocalChainError(f"no key for validators {', '.join(missing)}")
         self.validator_keys = [by_key[v.pubkey] for v in genesis.validators]
+        self.known_keys = by_key
+
+    def add_key(self, key: KeyPair) -> None:
+        """Make a validator key known, for sets that governance changes (keys_at)."""
+        self.known_keys[key.public_key] = key
+
+    def keys_at(self, height: int) -> list[KeyPair]:
+        """The keys of the set in force at `height`, in set order."""
+        try:
+            return [self.known_keys[pub] for pub in self.ledger.validators(height)]
+        except KeyError as exc:
+            raise LocalChainError(f"no key for a validator at height {height}") from exc
 
     @property
     def height(self) -> int:
@@ -117,8 +129,8 @@ class LocalChain:
         return self.ledger.head.time + BLOCK_INTERVAL_MS
 
     def proposer(self, height: int, round_: int = 0) -> bytes:
-        n = len(self.validator_keys)
-        return self.validator_keys[(height + round_) % n].public_key
+        keys = self.keys_at(height)
+        return keys[(height + round_) % len(keys)].public_key
 
     # -- valid blocks ---------------------------------------------------------------
     def add_block(
@@ -169,13 +181,13 @@ class LocalChain:
         """A certificate over `block`'s header hash, signed by the validators at `signers`
         (default: the first quorum) for `round_`, as votes of `kind`."""
         header = block["header"]
-        n = len(self.validator_keys)
-        chosen = list(range(quorum(n))) if signers is None else list(signers)
-        digest = block_hash(header)
         at = header["height"] if height is None else height
+        keys = self.keys_at(header["height"])
+        chosen = list(range(quorum(len(keys)))) if signers is None else list(signers)
+        digest = block_hash(header)
         votes = []
         for index in chosen:
-            key = self.validator_keys[index]
+            key = keys[index]
             vote = Vote(kind, self.genesis.chain_id, at, round_, digest, key.public_key)
             signed = NodeSigner(key).sign_vote(vote)
             votes.append(CommitSig(signed.validator, signed.sig))
@@ -203,6 +215,9 @@ class LocalChain:
             "log_root": log.root(),
             "validators_hash": validators_hash(self.ledger.validators(height)),
         }
+        version = self.ledger.version(height)
+        if version > 1:
+            header["version"] = version
         return {"header": header, "txs": txs}
 
 

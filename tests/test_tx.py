@@ -41,6 +41,13 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "evidence.submit": fx.evidence(
         fx.vote(fx.VALIDATORS[0], 1, b"\x01" * 32), fx.vote(fx.VALIDATORS[0], 1, None)
     ),
+    "validator.propose": fx.set_change("p1", fx.NEWCOMER.public_key),
+    "upgrade.propose": fx.upgrade("u1", 100),
+    "proposal.approve": fx.approve(fx.VALIDATORS[0].public_key, "p1"),
+    "party.rotate_key": fx.rotate(fx.NEWCOMER, CHARITY),
+    "party.recover": fx.recover("r1", CHARITY, fx.NEWCOMER),
+    "recovery.approve": fx.approve_recovery(fx.REGULATOR.public_key, "r1"),
+    "party.reinstate": fx.reinstate(CHARITY),
 }
 
 

@@ -25,7 +25,7 @@ from almoner.node.audit.client import Client
 from almoner.node.chain.codec import H, encode, to_json_view
 from almoner.node.chain.consensus_crypto import NodeVerifier
 from almoner.node.chain.genesis import Genesis
-from almoner.node.chain.ledger import HEADER_KEYS, validators_hash
+from almoner.node.chain.ledger import HEADER_KEYS, VERSIONED_HEADER_KEYS, validators_hash
 from almoner.node.chain.merkle import verify_consistency, verify_inclusion
 from almoner.node.chain.signing import block_hash
 from almoner.node.errors import AlmonerError
@@ -55,14 +55,20 @@ class CertifiedHead:
 
 def certify_head(genesis: Genesis, header: Any, cert_map: Any) -> CertifiedHead:
     """Check a header and its certificate against the genesis validators; raise AuditError."""
-    if not isinstance(header, dict) or set(header) != HEADER_KEYS:
+    # From an adopted upgrade height on, headers also carry `version` (docs/governance.md).
+    if not isinstance(header, dict) or set(header) not in (HEADER_KEYS, VERSIONED_HEADER_KEYS):
         raise AuditError("the head's header does not have exactly the protocol's keys")
     if header["chain"] != genesis.chain_id:
         raise AuditError(f"the head is for chain {header['chain']!r}, not {genesis.chain_id!r}")
-    # v1: the validator set never changes, so the genesis set is the set at every height.
+    # Only the genesis set is known without replaying the chain: a set changed by
+    # governance is checked by `verify`, which replays the changes (docs/governance.md).
     validators = genesis.validator_keys
     if header["validators_hash"] != validators_hash(validators):
-        raise AuditError("the head names a validator set other than the genesis one")
+        raise AuditError(
+            "the head names a validator set other than the genesis one (changed by "
+            "governance, or forged): check this chain with `almoner verify`, which replays "
+            "every set change from the genesis"
+        )
     try:
         digest = block_hash(header)
         cert = Certificate.from_map(cert_map)

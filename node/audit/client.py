@@ -288,6 +288,11 @@ class Client:
         result: dict[str, Any] = self._get_msgpack("/v1/evidence")
         return result
 
+    def governance(self) -> dict[str, Any]:
+        """Proposals, recoveries, validator sets by height and protocol versions."""
+        result: dict[str, Any] = self._get_msgpack("/v1/governance")
+        return result
+
 
 def _error_from(response: httpx.Response) -> AlmonerError:
     try:

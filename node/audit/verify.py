@@ -8,7 +8,8 @@ archive, `node.archive.ArchiveReader.items()`, or a node, `node.archive.node_ite
 chain is replayed into a fresh `Ledger` over a throw-away LevelDB store (flat memory for
 any chain length; a `MemoryStore` may be passed for small chains), with exactly the code a
 node runs, so the verifier and the validators cannot disagree about what a valid block is.
-Per block, in §5's order: the commit certificate (against the genesis validators; a quorum
+Per block, in §5's order: the commit certificate (against the set in force at its height,
+as governance scheduled it in the replayed state; a quorum
 of distinct members' precommits over this header), then `Ledger.execute_block` (header
 keys, link, height, time, validators_hash; each tx's encoding, signature and contract
 rules; tx_count/txs_root; log_size/log_root), then the block is committed to the replay.
@@ -47,9 +48,10 @@ from almoner.node.chain.consensus_crypto import NodeVerifier
 from almoner.node.chain.crypto import verify as ed25519_verify
 from almoner.node.chain.genesis import Genesis
 from almoner.node.chain.ledger import BlockError, Ledger
+from almoner.node.chain.party_keys import party_id_for
 from almoner.node.chain.signing import split_signed_tx
 from almoner.node.chain.state import decode_record, fund_balances, list_evidence
-from almoner.node.chain.store import KVStore, LevelStore, MemoryStore
+from almoner.node.chain.store import KVReader, KVStore, LevelStore, MemoryStore
 from almoner.node.errors import AlmonerError
 
 # Every rule a violation may name (docs/spec/08-verify.md: a §2 error code or a block rule).
@@ -62,6 +64,8 @@ BLOCK_RULES = frozenset(
         "bad_log_root",
         "bad_validators_hash",
         "bad_certificate",
+        "bad_version",
+        "unsupported_version",
         "wrong_genesis",
         "truncated",
     }
@@ -88,6 +92,14 @@ TX_RULES = frozenset(
         "restricted_funds",
         "insufficient_funds",
         "refund_exceeds_unspent",
+        # governance (docs/governance.md)
+        "key_retired",
+        "key_in_use",
+        "unknown_proposal",
+        "proposal_closed",
+        "proposal_expired",
+        "invalid_set_change",
+        "invalid_upgrade",
     }
 )
 RULES = BLOCK_RULES | TX_RULES
@@ -388,7 +400,7 @@ class _Stats:
     def __init__(self, report: VerifyReport) -> None:
         self.report = report
 
-    def add(self, block: dict[str, Any]) -> None:
+    def add(self, block: dict[str, Any], reader: KVReader) -> None:
         report = self.report
         report.blocks += 1
         report.txs += len(block["txs"])
@@ -397,7 +409,9 @@ class _Stats:
             report.tx_types[tx_type] = report.tx_types.get(tx_type, 0) + 1
             if tx_type == "funds.disburse":
                 body = tx["body"]
-                per = report.disbursed.setdefault(tx["signer"].hex(), {})
+                # by party id: after a key rotation the signer is the charity's new key
+                charity = party_id_for(reader, tx["signer"])
+                per = report.disbursed.setdefault(charity.hex(), {})
                 key = f"{body['currency']}/{body['category']}"
                 per[key] = per.get(key, 0) + body["amount"]
 
@@ -468,7 +482,7 @@ def verify_chain(
                 if violation is not None:
                     report.violation = violation
                     break
-                stats.add(block)
+                stats.add(block, ledger.store)
                 if progress is not None:
                     progress(
                         Progress(

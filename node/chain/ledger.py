@@ -23,6 +23,7 @@ from almoner.node.chain.merkle_log import MerkleLog
 from almoner.node.chain.signing import block_hash
 from almoner.node.chain.state import validators_at
 from almoner.node.chain.store import KVStore, Overlay
+from almoner.node.chain.validator_sets import BASE_VERSION, SUPPORTED_VERSION, version_at
 from almoner.node.errors import AlmonerError, ProtocolError, StoreError
 
 HEADER_KEYS = frozenset(
@@ -39,6 +40,8 @@ HEADER_KEYS = frozenset(
         "validators_hash",
     }
 )
+# From the first upgrade height on, every header also names its protocol version.
+VERSIONED_HEADER_KEYS = HEADER_KEYS | {"version"}
 
 
 class BlockError(AlmonerError):
@@ -49,6 +52,20 @@ class BlockError(AlmonerError):
         self.rule = rule
         self.message = message
         self.tx_index = tx_index
+
+
+class UpgradeRequired(BlockError):
+    """The chain adopted a protocol version this node does not run (or was told not to)."""
+
+    def __init__(self, height: int, version: int, supported: int) -> None:
+        super().__init__(
+            "unsupported_version",
+            f"the chain upgrades to protocol version {version} at height {height}; this node "
+            f"runs versions up to {supported}. Stopped before height {height}: restart on a "
+            f"release that supports version {version} (docs/operators.md, upgrades)",
+        )
+        self.height = height
+        self.version = version
 
 
 @dataclass(frozen=True)
@@ -85,9 +102,14 @@ def validators_hash(keys: Iterable[bytes]) -> bytes:
 class Ledger:
     """One chain in one store. Not thread-safe: the node drives it from one task."""
 
-    def __init__(self, store: KVStore, genesis: Genesis) -> None:
+    def __init__(
+        self, store: KVStore, genesis: Genesis, *, max_version: int = SUPPORTED_VERSION
+    ) -> None:
         self.store = store
         self.genesis = genesis
+        # The newest protocol version this node will build and accept blocks for; an
+        # operator may pin it lower to rehearse an upgrade (docs/operators.md).
+        self.max_version = min(max_version, SUPPORTED_VERSION)
         self.chain_id = genesis.chain_id
         self._open()
         self.head = self._load_head()
@@ -166,6 +188,16 @@ class Ledger:
     def validators(self, height: int) -> list[bytes]:
         return validators_at(self.store, height)
 
+    def version(self, height: int) -> int:
+        """The protocol version blocks at `height` follow (1 until an adopted upgrade)."""
+        return version_at(self.store, height)
+
+    def require_supported(self, height: int) -> None:
+        """Raise UpgradeRequired when `height` follows a version this node does not run."""
+        version = self.version(height)
+        if version > self.max_version:
+            raise UpgradeRequired(height, version, self.max_version)
+
     def iter_blocks(self, start: int = 1) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
         for height in range(start, self.head.height + 1):
             block, cert = self.block_at(height), self.certificate_at(height)
@@ -191,6 +223,7 @@ class Ledger:
         can drop them from its pool.
         """
         height = self.head.height + 1
+        self.require_supported(height)
         overlay = Overlay(self.store)
         txs: list[dict[str, Any]] = []
         tx_ids: list[bytes] = []
@@ -224,7 +257,7 @@ class Ledger:
     ) -> dict[str, Any]:
         log = MerkleLog(overlay)
         log.append(tx_ids)
-        return {
+        header = {
             "chain": self.chain_id,
             "height": height,
             "time": time_ms,
@@ -236,6 +269,10 @@ class Ledger:
             "log_root": log.root(),
             "validators_hash": validators_hash(self.validators(height)),
         }
+        version = self.version(height)
+        if version > BASE_VERSION:
+            header["version"] = version
+        return header
 
     def _index_tx(self, overlay: Overlay, tid: bytes, height: int, index: int) -> None:
         location = {"height": height, "index": index, "leaf_index": self.head.log_size + index}
@@ -294,8 +331,21 @@ class Ledger:
         header, txs = block["header"], block["txs"]
         if not isinstance(txs, list):
             raise BlockError("invalid_field", "block txs must be a list")
-        if not isinstance(header, dict) or set(header) != HEADER_KEYS:
+        height = self.head.height + 1
+        self.require_supported(height)
+        version = self.version(height)
+        keys = HEADER_KEYS if version == BASE_VERSION else VERSIONED_HEADER_KEYS
+        if not isinstance(header, dict) or set(header) != keys:
+            if isinstance(header, dict) and set(header) ^ keys == {"version"}:
+                raise BlockError(
+                    "bad_version", f"block {height} must follow protocol version {version}"
+                )
             raise BlockError("invalid_field", "the header does not have exactly the §3 keys")
+        if header.get("version", BASE_VERSION) != version:
+            raise BlockError(
+                "bad_version",
+                f"block {height} names protocol version {header['version']}, not {version}",
+            )
         ints = ("height", "time", "tx_count", "log_size")
         bins = ("prev", "proposer", "txs_root", "log_root", "validators_hash")
         if not isinstance(header["chain"], str) or any(
@@ -306,7 +356,6 @@ class Ledger:
             raise BlockError("invalid_field", "header hash fields must be 32 bytes")
         if header["chain"] != self.chain_id:
             raise BlockError("wrong_chain", f"header is for chain {header['chain']!r}")
-        height = self.head.height + 1
         if header["prev"] != self.head.block_hash:
             raise BlockError("bad_link", f"block {header['height']} does not link to the head")
         if header["height"] != height:
@@ -355,4 +404,4 @@ def _decode_stored(raw: bytes, what: str) -> Any:
         raise StoreError(f"the store is corrupt: {what} does not decode ({exc.message})") from exc
 
 
-__all__ = ["BlockError", "ExecutedBlock", "Head", "Ledger", "validators_hash"]
+__all__ = ["BlockError", "ExecutedBlock", "Head", "Ledger", "UpgradeRequired", "validators_hash"]

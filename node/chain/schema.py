@@ -46,6 +46,15 @@ DONATION_HOP = b"s/dh/"  # + platform + donation id + hop_seq -> one trace hop
 ATTESTATION = b"s/at/"  # + regulator + attestation id -> attestation record
 EVIDENCE = b"s/ev/"  # + culprit + height + round + kind -> committed evidence record
 
+# -- governance (docs/governance.md; new prefixes only: a v1 store has none of them) ------
+PROPOSAL = b"s/gp/"  # + proposer + lstr(id) -> validator or upgrade proposal record
+RECOVERY = b"s/gr/"  # + regulator party + lstr(id) -> emergency key-rotation proposal
+VALIDATOR_INFO = b"s/vi/"  # + pubkey -> name/org/when of a validator added by governance
+UPGRADE = b"s/up/"  # + u64(height) -> the protocol version adopted from that height on
+KEY_OWNER = b"s/ko/"  # + signing key -> {party, from_height, until_height} once rotated
+PARTY_KEY = b"s/pk/"  # + party id -> the party's current signing key (after a rotation)
+PARTY_EVENT = b"s/pe/"  # + party id + u64(height) + u64(index) -> one key/status change
+
 # -- node-local (not part of the replicated state) --------------------------------------
 CONSENSUS_WAL = b"x/wal/"  # consensus persisted state (own votes, lock), per validator node
 PENDING_EVIDENCE = b"x/ev/"  # evidence seen but not yet committed

@@ -17,6 +17,8 @@ TX_TAG = b"almoner/tx/1"
 PROPOSAL_TAG = b"almoner/proposal/1"
 VOTE_TAG = b"almoner/vote/1"
 HEADER_TAG = b"almoner/header/1"
+# Governance (docs/governance.md): the new key's proof of possession in a key rotation.
+ROTATE_TAG = b"almoner/rotate/1"
 # Validator-to-validator envelopes (docs/spec/06-consensus-and-p2p.md, "P2P envelopes").
 P2P_TAG = b"almoner/p2p/1"
 
@@ -78,6 +80,14 @@ def proposal_sign_bytes(proposal: dict[str, Any]) -> bytes:
 
 def vote_sign_bytes(vote: dict[str, Any]) -> bytes:
     return sign_bytes(VOTE_TAG, vote)
+
+
+def rotation_sign_bytes(chain: str, party: bytes, new_key: bytes) -> bytes:
+    """What a party's new key signs to prove it is held by whoever rotates to it.
+
+    The chain and the party are inside, so the proof can be neither replayed on another
+    chain nor used to hand the key to another party."""
+    return sign_bytes(ROTATE_TAG, {"chain": chain, "party": party, "new_key": new_key})
 
 
 def p2p_sign_bytes(envelope: dict[str, Any]) -> bytes:

@@ -29,6 +29,8 @@ ROLES = ("charity", "platform", "regulator")
 CATEGORIES = ("program", "admin", "fundraising")
 OPINIONS = ("clean", "qualified", "adverse", "disclaimer")
 VOTE_KINDS = ("prevote", "precommit")
+SET_ACTIONS = ("add", "remove", "replace")
+MAX_PROTOCOL_VERSION = 65535
 
 Checker = Callable[[Any, str], None]
 
@@ -232,9 +234,36 @@ BODY_FIELDS: dict[str, tuple[tuple[str, Checker], ...]] = {
         ("note", text(2000)),
     ),
     "evidence.submit": (("votes", list_of(VOTE, 2, min_items=2)),),
+    # Governance (docs/governance.md): additions; the v1 types above are unchanged.
+    "validator.propose": (
+        ("proposal", ID),
+        ("action", one_of(*SET_ACTIONS)),
+        ("validator", BIN32),
+        ("replaces", nullable(BIN32)),
+        ("name", text(200)),
+        ("org_id", text(64)),
+    ),
+    "upgrade.propose": (
+        ("proposal", ID),
+        ("height", int_range(1, INT_MAX)),
+        ("version", int_range(2, MAX_PROTOCOL_VERSION)),
+        ("note", text(500)),
+    ),
+    "proposal.approve": (("proposer", BIN32), ("proposal", ID)),
+    "party.rotate_key": (("new_key", BIN32), ("new_sig", BIN64)),
+    "party.recover": (
+        ("recovery", ID),
+        ("party", BIN32),
+        ("new_key", BIN32),
+        ("new_sig", BIN64),
+        ("reason", text(500)),
+    ),
+    "recovery.approve": (("proposer", BIN32), ("recovery", ID)),
+    "party.reinstate": (("party", BIN32), ("reason", text(500))),
 }
 
 TX_TYPES: tuple[str, ...] = tuple(BODY_FIELDS)
+V1_TX_TYPES: tuple[str, ...] = TX_TYPES[: TX_TYPES.index("evidence.submit") + 1]
 
 ENVELOPE_FIELDS: tuple[tuple[str, Checker], ...] = (
     ("chain", text(INT_MAX)),
@@ -245,6 +274,17 @@ ENVELOPE_FIELDS: tuple[tuple[str, Checker], ...] = (
     ("sig", BIN64),
 )
 
+
+def _check_set_change(body: dict[str, Any]) -> None:
+    """`replaces` names the validator leaving in a replace, and only there."""
+    if (body["action"] == "replace") != (body["replaces"] is not None):
+        raise invalid_field("body.replaces", "must be set for replace and nil otherwise")
+
+
+# Rules between fields of one body, run after each field passed its own check.
+_CROSS_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "validator.propose": _check_set_change,
+}
 
 # Built once: checking a tx must not rebuild its schema.
 _CHECK_ENVELOPE = exact_map(ENVELOPE_FIELDS)
@@ -281,6 +321,9 @@ def check_tx_shape(tx: Any, chain_id: str) -> None:
     if check_body is None:
         raise ProtocolError("unknown_type", f"unknown tx type {tx['type']!r}", {"type": tx["type"]})
     check_body(tx["body"], "body")
+    cross_check = _CROSS_CHECKS.get(tx["type"])
+    if cross_check is not None:
+        cross_check(tx["body"])
 
 
 def check_tx_signature(tx: dict[str, Any], raw: bytes | None = None) -> None:

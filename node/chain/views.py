@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from almoner.node.chain.governance_views import party_extras, trace_parties
 from almoner.node.chain.ledger import Ledger
 from almoner.node.chain.lineage import trace
+from almoner.node.chain.party_keys import party_id_for
 from almoner.node.chain.signing import block_hash, tx_id
 from almoner.node.chain.state import fund_balances, get_donation, get_party, list_evidence
 from almoner.node.errors import ProtocolError
@@ -130,16 +132,21 @@ def trace_view(ledger: Ledger, platform: bytes, donation_id: str) -> dict[str, A
     return {
         **lineage,
         "confirmation": confirmation,
+        # Added (docs/governance.md): keys and history of each party the trace names.
+        "parties": trace_parties(ledger, lineage),
         "proofs": proofs,
         "head": {"height": head.height, "block_hash": head.block_hash},
     }
 
 
 def party_view(ledger: Ledger, pubkey: bytes) -> dict[str, Any]:
-    party = get_party(ledger.store, pubkey)
+    """The v1 registry record plus (added) `key`, `keys` and `history`; a key the party
+    rotated to or from finds it too."""
+    party_id = party_id_for(ledger.store, pubkey)
+    party = get_party(ledger.store, party_id)
     if party is None:
         raise not_found(f"party {pubkey.hex()}")
-    return party
+    return {**party, **party_extras(ledger.store, party_id)}
 
 
 def funds_view(ledger: Ledger, charity: bytes) -> dict[str, Any]:

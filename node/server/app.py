@@ -28,11 +28,13 @@ from almoner.node.chain.genesis import Genesis, load_genesis
 from almoner.node.chain.keys import load_key_file
 from almoner.node.chain.ledger import Ledger
 from almoner.node.chain.store import LevelStore
+from almoner.node.chain.validator_sets import SUPPORTED_VERSION
 from almoner.node.errors import AlmonerError
 from almoner.node.server.api import create_app
 from almoner.node.server.catchup import CatchUp
 from almoner.node.server.config import NodeConfig
 from almoner.node.server.driver import Driver
+from almoner.node.server.governance_api import governance_routes
 from almoner.node.server.mempool import Mempool
 from almoner.node.server.metrics import Metrics
 from almoner.node.server.notifier import CommitNotifier
@@ -174,7 +176,9 @@ def build_runtime(config: NodeConfig) -> NodeRuntime:
         key = load_key_file(config.key, passphrase)
     store = LevelStore(config.data_dir)
     try:
-        ledger = Ledger(store, genesis)
+        ledger = Ledger(
+            store, genesis, max_version=config.max_protocol_version or SUPPORTED_VERSION
+        )
     except AlmonerError:
         store.close()
         raise
@@ -208,7 +212,7 @@ def build_runtime(config: NodeConfig) -> NodeRuntime:
 
 
 def create_node_app(rt: NodeRuntime) -> FastAPI:
-    app = create_app(rt)
+    app = create_app(rt, extra=(governance_routes(rt),))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

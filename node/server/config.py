@@ -42,6 +42,10 @@ class NodeConfig(BaseSettings):
     tick_ms: int = Field(default=10, ge=1, le=1000)
     wait_commit_timeout_ms: int = Field(default=10_000, ge=1)
     log_level: str = "info"
+    # Run protocol versions only up to this one (default: all this release supports); a
+    # node pinned lower stops before an adopted upgrade's height, for rehearsals
+    # (docs/operators.md, "Upgrades").
+    max_protocol_version: int | None = Field(default=None, ge=1)
 
     @field_validator("listen")
     @classmethod

@@ -8,7 +8,7 @@ For every `Ready` of the machine it persists first (fsync), then sends, then ans
 application requests, then commits decisions, as `consensus/` requires. Heights start
 lazily: after a commit the next height begins only when there is work (pending txs, a
 message from a peer for that height, or the heartbeat falling due), so an idle network
-does not spin through empty rounds (PROTOCOL.md §4, "no empty blocks").
+does not spin through empty rounds (docs/spec/05-chain.md, "no empty blocks").
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from almoner.node.chain.certified import check_certified_block
 from almoner.node.chain.codec import decode, encode
 from almoner.node.chain.consensus_crypto import NodeSigner, NodeVerifier
 from almoner.node.chain.crypto import KeyPair
-from almoner.node.chain.ledger import BlockError, ExecutedBlock, Ledger
+from almoner.node.chain.ledger import BlockError, ExecutedBlock, Ledger, UpgradeRequired
 from almoner.node.chain.signing import block_hash
 from almoner.node.chain.tx import encode_tx, make_tx
 from almoner.node.errors import AlmonerError, ProtocolError, StoreError
@@ -120,11 +120,12 @@ class Driver:
         self.pending_evidence: dict[bytes, dict[str, Any]] = {}
         self.stopped = asyncio.Event()
         self.fatal: str | None = None
+        # The head height whose successor's set and version were last looked at.
+        self._followed = -1
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
-        if self.is_validator:
-            self._start_machine()
+        self._follow_chain()
         self._tasks.append(asyncio.create_task(self._run(), name="driver"))
         self._tasks.append(asyncio.create_task(self._ticker(), name="ticker"))
 
@@ -149,6 +150,36 @@ class Driver:
             self.machine = Machine(chain, signer, self.verifier, next_height, validators, params)
         self._idle = True
         self._restored = record is not None and record.get("height") == next_height
+
+    def _follow_chain(self) -> None:
+        """Once per new head: halt before a protocol version this node does not run, and
+        join or leave consensus as governance changes the set (docs/governance.md)."""
+        head = self.ledger.head.height
+        if head == self._followed:
+            return
+        self._followed = head
+        next_height = head + 1
+        try:
+            self.ledger.require_supported(next_height)
+        except UpgradeRequired as exc:
+            log.error("consensus halted: %s", exc.message)
+            self.fatal = exc.message
+            self.machine = None
+            self.is_validator = False
+            self.stopped.set()
+            return
+        if self.key is None:
+            return
+        member = self.key.public_key in self.ledger.validators(next_height)
+        if member and self.machine is None:
+            log.info("this node is a validator from height %d", next_height)
+            self.is_validator = True
+            self._start_machine()
+        elif not member and self.machine is not None:
+            log.info("this node left the validator set at height %d; observing", next_height)
+            self.machine = None
+            self.is_validator = False
+            self._proposal_request = None
 
     # -- inputs ---------------------------------------------------------------------
     def deliver(self, sender: bytes, msg: dict[str, Any]) -> bool:
@@ -192,10 +223,13 @@ class Driver:
                 self.metrics.inc("almoner_driver_errors_total")
 
     def _handle(self, event: Tick | PeerMessage | SyncedBlock) -> None:
+        if self.fatal is not None:
+            return  # halted for an upgrade: events are drained, nothing is committed
         if isinstance(event, PeerMessage):
             self._on_peer_message(event)
         elif isinstance(event, SyncedBlock):
             self._on_synced_block(event)
+        self._follow_chain()
         now = time.monotonic()
         elapsed = int((now - self._last_tick) * 1000)
         if self.machine is not None:

@@ -266,6 +266,25 @@ SCHEMAS: dict[str, Any] = {
             "syncing": {"type": "boolean"},
         },
     ),
+    "Validators": obj(
+        ["height", "validators", "history"],
+        {
+            "height": INT,
+            "validators": {"type": "array", "items": {"type": "object"}},
+            "history": {"type": "array", "items": {"type": "object"}},
+        },
+    ),
+    "Governance": obj(
+        ["height", "validators", "proposals", "recoveries", "upgrades", "protocol"],
+        {
+            "height": INT,
+            "validators": ref("Validators"),
+            "proposals": {"type": "array", "items": {"type": "object"}},
+            "recoveries": {"type": "array", "items": {"type": "object"}},
+            "upgrades": {"type": "array", "items": {"type": "object"}},
+            "protocol": obj(["version", "max_supported"], {"version": INT, "max_supported": INT}),
+        },
+    ),
     "Health": obj(["ok"], {"ok": {"type": "boolean"}}),
     "Ready": obj(["ready", "height"], {"ready": {"type": "boolean"}, "height": INT}),
     "Accepted": obj(["accepted"], {"accepted": INT}),
@@ -410,6 +429,14 @@ ROUTES: dict[tuple[str, str], dict[str, Any]] = {
             },
         ],
         "responses": {**SSE, **errors(400, 503)},
+    },
+    ("get", "/v1/validators"): {
+        "summary": "The validator set in force for the next height, and its history",
+        "responses": ok("Validators", "the sets by height (docs/governance.md)"),
+    },
+    ("get", "/v1/governance"): {
+        "summary": "Proposals, recoveries, validator sets and protocol versions",
+        "responses": ok("Governance", "governance state (docs/governance.md)"),
     },
     ("get", "/healthz"): {
         "summary": "Liveness",

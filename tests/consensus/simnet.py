@@ -27,6 +27,7 @@ from almoner.consensus.machine import Machine
 from almoner.consensus.messages import Proposal, Vote
 from almoner.consensus.ready import Decision, Params, ProposalRequest, Ready
 from tests.consensus.sim_byzantine import Byzantine
+from tests.consensus.sim_sets import SetSchedule
 from tests.consensus.sim_support import SimSigner, SimVerifier, SplitMix64, validator_key
 
 CHAIN = "almoner-sim"
@@ -65,6 +66,12 @@ class SimConfig:
     stop_on_violation: bool = True
     # (signer factory, verifier) to use real signatures, e.g. node.consensus_crypto.
     crypto: tuple[Callable[[int], Signer], Verifier] | None = None
+    # Governance (sim_sets.py): every `change_every` heights the decided block carries a
+    # set change (add / remove / replace, cycling) in force `change_delay` heights later;
+    # `spare` extra validators can join. 0 = the set never changes.
+    change_every: int = 0
+    change_delay: int = 2
+    spare: int = 0
 
 
 @dataclass
@@ -96,9 +103,9 @@ class Application:
 
 
 class Checker:
-    def __init__(self, chain: str, validators: list[bytes], verifier: Verifier) -> None:
+    def __init__(self, chain: str, sets: SetSchedule, verifier: Verifier) -> None:
         self.chain = chain
-        self.validators = validators
+        self.sets = sets
         self.verifier = verifier
         self.signed: dict[tuple[bytes, int, int, str], bytes | None] = {}
         self.decided: dict[int, bytes] = {}
@@ -113,7 +120,9 @@ class Checker:
         if d.block_hash not in app.proposed or d.block_hash not in app.valid:
             raise SafetyViolation(f"validity: node {who} decided an unproposed/invalid value")
         try:
-            verify_certificate(d.certificate, self.chain, self.validators, self.verifier)
+            # against the set the chain says is in force there, as `verify` checks it
+            members = self.sets.truth(d.height)
+            verify_certificate(d.certificate, self.chain, members, self.verifier)
         except CertificateError as exc:
             raise SafetyViolation(f"node {who} made a bad certificate: {exc}") from exc
         first = self.decided.setdefault(d.height, d.block_hash)
@@ -141,15 +150,19 @@ class SimNode:
         if s.cfg.broken_lock:
             params = replace(params, broken_lock_rule=True)
         if self.record is None:
-            return Machine(CHAIN, self.signer, s.verifier, 1, s.keys, params)
-        return Machine.restore(self.record, CHAIN, self.signer, s.verifier, s.keys, params)
+            return Machine(CHAIN, self.signer, s.verifier, 1, s.sets.known(1, 0), params)
+        height = int(self.record["height"])
+        members = s.sets.known(height, self.height)
+        return Machine.restore(self.record, CHAIN, self.signer, s.verifier, members, params)
 
     def boot(self) -> None:
         self.down = False
         self.machine = self._new_machine()
         self.handle(self.machine.start())
         if self.machine.decided:  # crashed between a decision and start_height
-            self.handle(self.machine.start_height(self.machine.height + 1, self.sim.keys))
+            following = self.machine.height + 1
+            members = self.sim.sets.known(following, self.height)
+            self.handle(self.machine.start_height(following, members))
 
     def deliver(self, src: bytes, payload: Any) -> None:
         m = self.machine
@@ -195,7 +208,21 @@ class SimNode:
                 self.decided_at[d.height] = self.sim.now
                 if self.byzantine is None:
                     self.sim.checker.decision(self.index, d, self.sim.app)
-                queue.append(self.machine.start_height(d.height + 1, self.sim.keys))
+                # The set of the next height as this node knows it: only changes carried
+                # by blocks it has decided (a ledger learns nothing sooner).
+                members = self.sim.sets.known(d.height + 1, self.height)
+                queue.append(self.machine.start_height(d.height + 1, members))
+
+    def follow(self) -> None:
+        """Outside the set, a node sends nothing, so nobody notices it lagging: it asks
+        for the decided block of its height, as an observer's catch-up would."""
+        m = self.machine
+        if self.key in m.validators:
+            return
+        for other in self.sim.nodes:
+            if other is not self and not other.down and m.height in other.decisions:
+                other._catch_up(self.key, m.height)
+                return
 
     @property
     def height(self) -> int:
@@ -213,16 +240,22 @@ class Simulation:
         self.result = SimResult()
         self._queue: list[tuple[int, int, int, bytes, Any]] = []
         self._seq = 0
-        self.keys = [validator_key(i) for i in range(cfg.n)]
+        pool = cfg.n + cfg.spare  # every node that is ever a validator runs from the start
+        self.keys = [validator_key(i) for i in range(pool)]
         if cfg.crypto is None:
             self.verifier: Verifier = SimVerifier()
             signers: list[Signer] = [SimSigner(k) for k in self.keys]
         else:
             factory, self.verifier = cfg.crypto
-            signers = [factory(i) for i in range(cfg.n)]
+            signers = [factory(i) for i in range(pool)]
             self.keys = [s.public_key for s in signers]
-        self.checker = Checker(CHAIN, self.keys, self.verifier)
-        self.nodes = [SimNode(i, self, signers[i]) for i in range(cfg.n)]
+        byzantine_keys = {self.keys[i] for i in cfg.byzantine}
+        self.sets = SetSchedule(
+            self.keys[: cfg.n], self.keys[cfg.n :], byzantine_keys, cfg.change_every,
+            cfg.change_delay,
+        )  # fmt: skip
+        self.checker = Checker(CHAIN, self.sets, self.verifier)
+        self.nodes = [SimNode(i, self, signers[i]) for i in range(pool)]
         self.by_key = {node.key: node for node in self.nodes}
         honest = [k for i, k in enumerate(self.keys) if i not in cfg.byzantine]
         colluders = [k for i, k in enumerate(self.keys) if i in cfg.byzantine]
@@ -332,6 +365,8 @@ class Simulation:
                 for node in self.nodes:
                     if not node.down:
                         node.handle(node.machine.tick(cfg.tick_ms))
+                        if cfg.change_every:
+                            node.follow()
         except SafetyViolation as exc:
             result.violation = str(exc)
         result.end_ms = self.now

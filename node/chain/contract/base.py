@@ -26,6 +26,10 @@ class TxContext:
     height: int
     tx_id: bytes
     index: int
+    # The chain id and the key that signed the tx (rules get the signer's party id, which
+    # differs from the key once a party has rotated; docs/governance.md).
+    chain: str = ""
+    key: bytes = b""
 
 
 def require_unused_id(reader: KVReader, signer: bytes, tx_type: str, bid: str) -> None:

@@ -27,6 +27,17 @@ from almoner.node.chain.contract.funds import (
     funds_disburse,
     funds_transfer,
 )
+from almoner.node.chain.contract.governance import (
+    proposal_approve,
+    upgrade_propose,
+    validator_propose,
+)
+from almoner.node.chain.contract.keys import (
+    party_recover,
+    party_reinstate,
+    party_rotate_key,
+    recovery_approve,
+)
 from almoner.node.chain.contract.registry import (
     audit_attest,
     campaign_open,
@@ -35,7 +46,8 @@ from almoner.node.chain.contract.registry import (
     party_suspend,
 )
 from almoner.node.chain.genesis import Genesis
-from almoner.node.chain.state import get_party, party_key, write_record
+from almoner.node.chain.party_keys import resolve_signer
+from almoner.node.chain.state import party_key, write_record
 from almoner.node.chain.store import Overlay
 from almoner.node.chain.tx import MAX_TX_BYTES, check_tx_shape, check_tx_signature, decode_tx
 from almoner.node.errors import ProtocolError
@@ -56,6 +68,14 @@ ROLE_BY_TYPE: dict[str, str] = {
     "donation.refund": "charity",
     "audit.attest": "regulator",
     "evidence.submit": "validator",
+    # Governance (docs/governance.md). "any": any registered party, for its own key.
+    "validator.propose": "validator",
+    "upgrade.propose": "validator",
+    "proposal.approve": "validator",
+    "party.rotate_key": "any",
+    "party.recover": "regulator",
+    "recovery.approve": "regulator",
+    "party.reinstate": "regulator",
 }
 
 RULES: dict[str, Rule] = {
@@ -68,21 +88,36 @@ RULES: dict[str, Rule] = {
     "funds.disburse": funds_disburse,
     "donation.refund": donation_refund,
     "audit.attest": audit_attest,
+    "party.rotate_key": party_rotate_key,
+    "party.recover": party_recover,
+    "recovery.approve": recovery_approve,
+    "party.reinstate": party_reinstate,
+}
+
+# Types signed by a validator of the set in force (not a party) and their rules.
+VALIDATOR_RULES: dict[str, Rule] = {
+    "validator.propose": validator_propose,
+    "upgrade.propose": upgrade_propose,
+    "proposal.approve": proposal_approve,
 }
 
 
-def _check_party_signer(state: Overlay, signer: bytes, role: str) -> None:
-    party = get_party(state, signer)
+def _check_party_signer(state: Overlay, signer: bytes, role: str) -> bytes:
+    """`unknown_signer` / `key_retired`, `signer_suspended`, `role_not_allowed`; returns the
+    party id the key signs for (the key itself unless the party rotated)."""
+    party = resolve_signer(state, signer)
     if party is None:
         raise ProtocolError("unknown_signer", "the signer is not a registered party")
     if party["suspended"]:
         raise ProtocolError("signer_suspended", "the signer is suspended")
-    if party["role"] != role:
+    if role != "any" and party["role"] != role:
         raise ProtocolError(
             "role_not_allowed",
             f"this tx type must be signed by a {role}, not a {party['role']}",
             {"required": role, "role": party["role"]},
         )
+    party_id: bytes = party["pubkey"]
+    return party_id
 
 
 def apply_tx(state: Overlay, tx: dict[str, Any], ctx: TxContext) -> None:
@@ -98,8 +133,13 @@ def apply_tx(state: Overlay, tx: dict[str, Any], ctx: TxContext) -> None:
         check_validator_signer(state, signer, ctx.height)
         evidence_submit(state, tx["chain"], signer, tx["body"], ctx)
         return
-    _check_party_signer(state, signer, ROLE_BY_TYPE[tx_type])
-    RULES[tx_type](state, signer, tx["body"], ctx)
+    validator_rule = VALIDATOR_RULES.get(tx_type)
+    if validator_rule is not None:
+        check_validator_signer(state, signer, ctx.height)
+        validator_rule(state, signer, tx["body"], ctx)
+        return
+    party_id = _check_party_signer(state, signer, ROLE_BY_TYPE[tx_type])
+    RULES[tx_type](state, party_id, tx["body"], ctx)
 
 
 def check_and_apply(
@@ -130,7 +170,8 @@ def check_and_apply(
     if verify_signature:
         check_tx_signature(tx, raw)
     child = state.child()
-    apply_tx(child, tx, TxContext(height=ctx_height, tx_id=tx_id, index=index))
+    ctx = TxContext(ctx_height, tx_id, index, chain=chain_id, key=tx["signer"])
+    apply_tx(child, tx, ctx)
     state.merge(child)
     return tx, tx_id
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from almoner.node.chain.contract.base import TxContext, claim_id, require_party, require_unused_id
 from almoner.node.chain.lineage import Fund, ensure_fund
+from almoner.node.chain.party_keys import key_in_use
 from almoner.node.chain.state import (
     attestation_key,
     campaign_key,
@@ -35,7 +36,7 @@ def party_record(
 
 
 def party_register(state: Overlay, signer: bytes, body: dict[str, Any], ctx: TxContext) -> None:
-    if get_party(state, body["party"]) is not None:
+    if key_in_use(state, body["party"]):  # a registered id, or a key a party rotated to
         raise ProtocolError(
             "duplicate_id",
             "the party is already registered",
