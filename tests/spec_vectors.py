@@ -214,11 +214,22 @@ def keys_vectors() -> dict[str, Any]:
                 "key_file": key_file_document(key),
             }
         )
+    sealed_key = KeyPair.from_seed(H(b"vectors/alice"))
+    passphrase = "correct horse 电池 staple"
+    sealed = key_file_document(
+        sealed_key, passphrase, salt=H(b"vectors/salt")[:16], nonce=H(b"vectors/nonce")[:24]
+    )
     return document(
         "keys",
         "Ed25519 keys from 32-byte seeds (seed = SHA-256 of the name), a signature over "
-        "`message`, and the unencrypted key file of each.",
+        "`message`, and the unencrypted key file of each; then one key file sealed with a "
+        "passphrase (argon2id + XSalsa20-Poly1305).",
         keys=entries,
+        encrypted={
+            "passphrase": passphrase,
+            "public_key": sealed_key.public_key.hex(),
+            "key_file": sealed,
+        },
     )
 
 

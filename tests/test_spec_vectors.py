@@ -16,6 +16,7 @@ import pytest
 
 from almoner.node.chain.codec import H, decode, encode
 from almoner.node.chain.crypto import KeyPair, verify
+from almoner.node.chain.keys import load_key_file
 from tests.spec_vectors import VECTORS_DIR, generate, render, typed, untyped
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,6 +76,15 @@ V1_TX_TYPES = {
     "audit.attest",
     "evidence.submit",
 }
+
+
+def test_encrypted_key_file_vector_loads_with_its_passphrase(tmp_path: Path) -> None:
+    sealed = load("keys.json")["encrypted"]
+    path = tmp_path / "sealed.key"
+    path.write_text(json.dumps(sealed["key_file"]), encoding="utf-8")
+    path.chmod(0o600)
+    key = load_key_file(path, sealed["passphrase"])
+    assert key.public_key.hex() == sealed["public_key"]
 
 
 def test_vectors_cover_every_v1_tx_type() -> None:

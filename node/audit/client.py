@@ -19,6 +19,7 @@ import random
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -282,6 +283,12 @@ class Client:
 
     def funds(self, charity: bytes) -> dict[str, Any]:
         result: dict[str, Any] = self._get_msgpack(f"/v1/charities/{charity.hex()}/funds")
+        return result
+
+    def lookup(self, party: bytes, tx_type: str, business_id: str) -> dict[str, Any]:
+        """The committed tx that used `business_id` (with its receipt), by the party's id."""
+        path = f"/v1/ids/{party.hex()}/{tx_type}/{quote(business_id, safe='')}"
+        result: dict[str, Any] = self._get_msgpack(path)
         return result
 
     def evidence(self) -> dict[str, Any]:

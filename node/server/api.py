@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from almoner.node.chain.certified import encode_stream_item
 from almoner.node.chain.codec import encode, split_array, to_json_view
+from almoner.node.chain.state import business_id_key
 from almoner.node.chain.tx import MAX_TX_BYTES, decode_tx
 from almoner.node.chain.views import (
     block_view,
@@ -46,6 +47,15 @@ from almoner.node.server.services import NodeServices
 log = logging.getLogger("almoner.api")
 
 MSGPACK = "application/msgpack"
+# Tx types whose body carries a business id, unique per (party, type).
+BUSINESS_ID_TYPES = (
+    "campaign.open",
+    "donation.record",
+    "funds.transfer",
+    "funds.disburse",
+    "donation.refund",
+    "audit.attest",
+)
 BLOCK_RANGE_MAX = 1000
 
 
@@ -259,6 +269,20 @@ def read_routes(services: NodeServices) -> APIRouter:
         return render(
             request, {"tx": tx, "status": "committed", "receipt": receipt(ledger, tid, size)}
         )
+
+    @router.get("/v1/ids/{party}/{tx_type}/{business_id}")
+    async def get_by_business_id(
+        request: Request, party: str, tx_type: str, business_id: str
+    ) -> Response:
+        # A platform's records hold its own ids; this finds the tx (and proof) that used one.
+        key = parse_hex(party, "party")
+        if tx_type not in BUSINESS_ID_TYPES:
+            raise invalid_field("tx_type", f"must be one of {', '.join(BUSINESS_ID_TYPES)}")
+        tid = ledger.store.get(business_id_key(key, tx_type, business_id))
+        if tid is None:
+            raise not_found(f"{tx_type} id {business_id!r} of {party}")
+        found = {"party": key, "type": tx_type, "id": business_id, "tx_id": tid}
+        return render(request, {**found, "receipt": receipt(ledger, tid)})
 
     @router.get("/v1/genesis")
     async def get_genesis(request: Request) -> Response:

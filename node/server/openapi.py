@@ -285,6 +285,16 @@ SCHEMAS: dict[str, Any] = {
             "protocol": obj(["version", "max_supported"], {"version": INT, "max_supported": INT}),
         },
     ),
+    "BusinessId": obj(
+        ["party", "type", "id", "tx_id", "receipt"],
+        {
+            "party": HEX32,
+            "type": {"type": "string"},
+            "id": {"type": "string"},
+            "tx_id": HEX32,
+            "receipt": ref("Receipt"),
+        },
+    ),
     "Health": obj(["ok"], {"ok": {"type": "boolean"}}),
     "Ready": obj(["ready", "height"], {"ready": {"type": "boolean"}, "height": INT}),
     "Accepted": obj(["accepted"], {"accepted": INT}),
@@ -370,6 +380,10 @@ ROUTES: dict[tuple[str, str], dict[str, Any]] = {
         "summary": "A tx, its status and its receipt",
         "parameters": [query("proof_size", "prove against the certified head of this log size")],
         "responses": {**ok("TxStatus", "the tx"), **errors(400, 404)},
+    },
+    ("get", "/v1/ids/{party}/{tx_type}/{business_id}"): {
+        "summary": "The committed tx that used a business id, with its receipt",
+        "responses": {**ok("BusinessId", "the tx id and receipt"), **errors(400, 404)},
     },
     ("get", "/v1/genesis"): {
         "summary": "The genesis document",

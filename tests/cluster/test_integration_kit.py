@@ -197,6 +197,12 @@ def test_python_client_receipts_batches_events_and_duplicates(cluster: Cluster) 
         assert refused.value.details["tx_id"] == results[0]["tx_id"].hex()
 
         platform = cluster.key("platform-2").public_key
+        found = client.lookup(platform, "donation.record", first["body"]["donation"])
+        assert found["tx_id"] == results[0]["tx_id"]
+        client.verify_receipt(found["receipt"], genesis)
+        with pytest.raises(ProtocolError) as missing:
+            client.lookup(platform, "donation.record", "never-used")
+        assert missing.value.code == "not_found"
         events = list(client.events(start=1, until=results[3]["height"], party=platform))
         seen = {tx["tx_id"] for event in events for tx in event["txs"]}
         assert {r["tx_id"].hex() for r in (results[0], results[2], results[3])} <= seen

@@ -278,6 +278,13 @@ export class Client {
     }
   }
 
+  /** The committed tx that used a business id (its tx id and receipt), or AlmonerError not_found. */
+  async lookup(party: Uint8Array | string, txType: string, businessId: string): Promise<{ tx_id: Uint8Array; receipt: Receipt }> {
+    const p = typeof party === "string" ? party : hex(party);
+    const path = `/v1/ids/${p}/${txType}/${encodeURIComponent(businessId)}`;
+    return (await this.request("GET", path)) as unknown as { tx_id: Uint8Array; receipt: Receipt };
+  }
+
   async trace(platform: Uint8Array | string, donationId: string): Promise<ValueMap> {
     const p = typeof platform === "string" ? platform : hex(platform);
     return (await this.request("GET", `/v1/donations/${p}/${encodeURIComponent(donationId)}/trace`)) as ValueMap;

@@ -135,6 +135,9 @@ test("the same business id with a new nonce is duplicate_id naming the first tx"
   const first = donation("SDK-2", 500);
   await client.submit(first, { wait: true });
   const second = donation("SDK-2", 500);
+  const found = await client.lookup(platform.publicKey, "donation.record", "SDK-2");
+  assert.equal(hex(found.tx_id), first.idHex);
+  await client.verifyReceipt(found.receipt, trust);
   await assert.rejects(client.submit(second), (err: unknown) => {
     assert.ok(err instanceof AlmonerError);
     assert.equal(err.status, 409);

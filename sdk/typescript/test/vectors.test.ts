@@ -60,6 +60,13 @@ test("keys: public keys, signatures and key files from seeds", () => {
   }
 });
 
+test("keys: a sealed key file opens with its passphrase, and only with it", () => {
+  const sealed = vectors("keys.json").encrypted;
+  assert.equal(hex(parseKeyFile(sealed.key_file, sealed.passphrase).publicKey), sealed.public_key);
+  assert.throws(() => parseKeyFile(sealed.key_file, "wrong"), /wrong passphrase/);
+  assert.throws(() => parseKeyFile(sealed.key_file), /passphrase is required/);
+});
+
 test("transactions: sign bytes, signature, encoding and id of every type", () => {
   const v = vectors("transactions.json");
   assert.equal(new Set(v.txs.map((t: any) => t.type)).size, 10);
