@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("almoner.cli.export_cmd", "export"),
     "trace": ("almoner.cli.trace_cmd", "trace"),
     "audit-nodes": ("almoner.cli.audit_cmd", "audit_nodes_cmd"),
+    "supervise": ("almoner.cli.supervise_cmd", "supervise_cmd"),
+    "disclose": ("almoner.cli.disclose_cmd", "disclose_cmd"),
     "governance": ("almoner.cli.governance_cmd", "governance"),
 }
 

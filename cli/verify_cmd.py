@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,12 +99,22 @@ def _node_source(url: str, genesis: Genesis) -> tuple[bytes, Iterable[bytes], in
     return source_hash, node_items(url, 1, height), height, log_size
 
 
-def run_verify(
-    node_url: str | None,
-    archive: Path | None,
-    genesis_arg: str,
-    jobs: int,
-) -> VerifyReport:
+@dataclass
+class Source:
+    """A chain to replay: the pinned genesis, its items, and what the source declares."""
+
+    genesis: Genesis
+    items: Iterable[bytes]
+    source_hash: bytes
+    total_blocks: int | None
+    total_txs: int | None
+
+
+def open_source(
+    node_url: str | None, archive: Path | None, genesis_arg: str
+) -> Source | VerifyReport:
+    """The source to replay, or a `wrong_genesis` report when only a hash was pinned and
+    the source holds another genesis. Shared by verify, supervise and disclose."""
     genesis, pinned_hash = _pinned(genesis_arg)
     if archive is not None:
         reader = ArchiveReader(archive)
@@ -114,24 +125,39 @@ def run_verify(
                 reader.close()
                 return _wrong_pin(reader.genesis, pinned_hash)
             genesis = reader.genesis
-        source_hash = reader.genesis.hash
-        items: Iterable[bytes] = reader.items()
-        total_blocks, total_txs = reader.head_height, reader.head_log_size
-    else:
-        assert node_url is not None
-        if genesis is None:
-            # Only a hash was pinned: the node's genesis is used if it is exactly that.
-            assert pinned_hash is not None
-            with Client(node_url) as client:
-                served = client.genesis()
-            if served.hash != pinned_hash:
-                return _wrong_pin(served, pinned_hash)
-            genesis = served
-        source_hash, items, total_blocks, total_txs = _node_source(node_url, genesis)
-    bar = ProgressBar(total_blocks, total_txs)
+        return Source(
+            genesis, reader.items(), reader.genesis.hash, reader.head_height, reader.head_log_size
+        )
+    assert node_url is not None
+    if genesis is None:
+        # Only a hash was pinned: the node's genesis is used if it is exactly that.
+        assert pinned_hash is not None
+        with Client(node_url) as client:
+            served = client.genesis()
+        if served.hash != pinned_hash:
+            return _wrong_pin(served, pinned_hash)
+        genesis = served
+    source_hash, items, total_blocks, total_txs = _node_source(node_url, genesis)
+    return Source(genesis, items, source_hash, total_blocks, total_txs)
+
+
+def run_verify(
+    node_url: str | None,
+    archive: Path | None,
+    genesis_arg: str,
+    jobs: int,
+) -> VerifyReport:
+    source = open_source(node_url, archive, genesis_arg)
+    if isinstance(source, VerifyReport):
+        return source
+    bar = ProgressBar(source.total_blocks, source.total_txs)
     try:
         return verify_chain(
-            genesis, items, jobs=jobs, source_genesis_hash=source_hash, progress=bar.update
+            source.genesis,
+            source.items,
+            jobs=jobs,
+            source_genesis_hash=source.source_hash,
+            progress=bar.update,
         )
     finally:
         bar.close()

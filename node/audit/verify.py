@@ -36,7 +36,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 
@@ -47,7 +47,7 @@ from almoner.node.chain.codec import H, encode, to_json_view
 from almoner.node.chain.consensus_crypto import NodeVerifier
 from almoner.node.chain.crypto import verify as ed25519_verify
 from almoner.node.chain.genesis import Genesis
-from almoner.node.chain.ledger import BlockError, Ledger
+from almoner.node.chain.ledger import BlockError, ExecutedBlock, Ledger
 from almoner.node.chain.party_keys import party_id_for
 from almoner.node.chain.signing import split_signed_tx
 from almoner.node.chain.state import decode_record, fund_balances, list_evidence
@@ -360,25 +360,25 @@ _VERIFIER = NodeVerifier()
 
 def _check_block(
     ledger: Ledger, raw: bytes, verified: frozenset[bytes]
-) -> tuple[Violation | None, dict[str, Any]]:
+) -> tuple[Violation | None, ExecutedBlock | None]:
     """One block in docs/spec/08-verify.md order; commits it to the replay when it is valid."""
     height = ledger.head.height + 1
     try:
         item = _unpack_item(raw)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
-        return Violation(height, None, "malformed", f"block {height} does not decode: {exc}"), {}
+        return Violation(height, None, "malformed", f"block {height} does not decode: {exc}"), None
     if not isinstance(item, dict) or set(item) != {"block", "commit"}:
-        return Violation(height, None, "malformed", f"item {height} is not {{block, commit}}"), {}
+        return Violation(height, None, "malformed", f"item {height} is not {{block, commit}}"), None
     block, cert_map = item["block"], item["commit"]
     if not isinstance(block, dict) or not isinstance(block.get("header"), dict):
-        return Violation(height, None, "invalid_field", f"block {height} has no header map"), {}
+        return Violation(height, None, "invalid_field", f"block {height} has no header map"), None
     try:
         executed = check_certified_block(ledger, block, cert_map, _VERIFIER, verified)
     except BlockError as exc:
         rule = exc.rule if exc.rule in RULES else "invalid_field"
-        return Violation(height, exc.tx_index, rule, _describe(block, height, exc)), {}
+        return Violation(height, exc.tx_index, rule, _describe(block, height, exc)), None
     ledger.commit(executed, cert_map)
-    return None, block
+    return None, executed
 
 
 def _describe(block: dict[str, Any], height: int, exc: BlockError) -> str:
@@ -394,6 +394,14 @@ def _describe(block: dict[str, Any], height: int, exc: BlockError) -> str:
         what += ")"
     message = exc.message.removeprefix(f"tx {exc.tx_index}: ")
     return f"{what}: {message}"
+
+
+class ReplayObserver(Protocol):
+    """What a caller of `verify_chain` may attach to see the chain as it is verified."""
+
+    def block(self, executed: ExecutedBlock, ledger: Ledger) -> None: ...
+
+    def finish(self, ledger: Ledger, report: VerifyReport) -> None: ...
 
 
 class _Stats:
@@ -446,9 +454,14 @@ def verify_chain(
     store: KVStore | None = None,
     source_genesis_hash: bytes | None = None,
     progress: Callable[[Progress], None] | None = None,
+    observer: ReplayObserver | None = None,
 ) -> VerifyReport:
     """Replay `items` from `genesis`; the report names the first violation, if any.
 
+    `observer`, when given, sees every block right after it was verified and committed
+    to the replay (with the replay's ledger, to read state as of that block), then
+    `finish` once at the end, before the scratch store is dropped: supervision and
+    disclosure read the certified chain this way instead of trusting a node.
     `genesis` is the one the caller trusts (the regulator's pinned document); when the
     source declares its own (`source_genesis_hash`, from an archive header or a node's
     status) and it differs, that is `wrong_genesis` at height 0 and nothing is replayed.
@@ -478,11 +491,13 @@ def verify_chain(
         stats = _Stats(report)
         try:
             for raw, verified in _Pipeline(items, pool, jobs):
-                violation, block = _check_block(ledger, raw, verified)
-                if violation is not None:
+                violation, executed = _check_block(ledger, raw, verified)
+                if violation is not None or executed is None:
                     report.violation = violation
                     break
-                stats.add(block, ledger.store)
+                stats.add(executed.block, ledger.store)
+                if observer is not None:
+                    observer.block(executed, ledger)
                 if progress is not None:
                     progress(
                         Progress(
@@ -496,6 +511,8 @@ def verify_chain(
             report.violation = Violation(ledger.head.height + 1, None, "truncated", str(exc))
         report.elapsed = time.monotonic() - started
         _summarise(report, ledger)
+        if observer is not None:
+            observer.finish(ledger, report)
     finally:
         if pool is not None:
             pool.terminate()
@@ -521,6 +538,7 @@ def verify_pairs(
 __all__ = [
     "RULES",
     "Progress",
+    "ReplayObserver",
     "VerifyReport",
     "Violation",
     "check_signatures",

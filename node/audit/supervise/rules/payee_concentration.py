@@ -1,0 +1,90 @@
+"""One payee taking most of a charity's spending in one period."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from almoner.node.audit.supervise.model import Event, Signal, TxRef
+from almoner.node.audit.supervise.money import major_text
+from almoner.node.audit.supervise.rules.base import MAX_TXS, Context, Rule
+
+
+@dataclass
+class _Payees:
+    amounts: dict[str, int] = field(default_factory=dict)
+    refs: dict[str, list[TxRef]] = field(default_factory=dict)
+    count: int = 0
+
+
+class PayeeConcentration(Rule):
+    name = "payee_concentration"
+
+    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+        super().__init__(settings, ctx)
+        self.spending: dict[tuple[bytes, str], _Payees] = {}
+
+    def on_event(self, event: Event) -> list[Signal]:
+        if event.tx_type == "funds.disburse":
+            body = event.body
+            entry = self.spending.setdefault((event.signer, body["currency"]), _Payees())
+            payee = body["payee"]
+            entry.amounts[payee] = entry.amounts.get(payee, 0) + body["amount"]
+            refs = entry.refs.setdefault(payee, [])
+            if len(refs) <= MAX_TXS:
+                refs.append(event.ref)
+            entry.count += 1
+        return []
+
+    def close_period(self, label: str, start: int, end: int) -> list[Signal]:
+        found = []
+        for (charity, currency), entry in sorted(self.spending.items()):
+            total = sum(entry.amounts.values())
+            if entry.count < self.settings["min_disbursements"] or total < max(
+                1, self.settings["min_spending"]
+            ):
+                continue
+            payee, top = max(entry.amounts.items(), key=lambda item: (item[1], item[0]))
+            share = top / total
+            if share > self.settings["share"]:
+                found.append(
+                    self._signal(charity, currency, (label, start, end), entry, payee, share)
+                )
+        self.spending.clear()
+        return found
+
+    def _signal(
+        self,
+        charity: bytes,
+        currency: str,
+        period: tuple[str, int, int],
+        entry: _Payees,
+        payee: str,
+        share: float,
+    ) -> Signal:
+        label, start, end = period
+        name = self.ctx.name(charity)
+        limit = self.settings["share"]
+        top = entry.amounts[payee]
+        return self.signal(
+            charity,
+            f"payee {payee}",
+            (start, end),
+            entry.refs[payee],
+            (
+                f"In {label}, {payee} received {share:.1%} of {name}'s {currency} spending "
+                f"(above {limit:.0%}), over {entry.count} disbursements.",
+                f"{label} 期间，收款方“{payee}”获得了“{name}” {currency} 支出的 {share:.1%}"
+                f"（超过 {limit:.0%}），共 {entry.count} 笔支出。",
+            ),
+            {
+                "payee": payee,
+                "currency": currency,
+                "amount": top,
+                "amount_major": major_text(top, currency),
+                "total": sum(entry.amounts.values()),
+                "share": round(share, 4),
+                "disbursements": entry.count,
+            },
+            period=label,
+        )
