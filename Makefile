@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: test lint typecheck devnet bench clean image test-docker test-governance-sim test-sdk vectors
+.PHONY: test lint typecheck devnet bench clean image test-docker test-governance-sim browser-deps chaos chaos-ci test-sdk vectors
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -34,6 +34,14 @@ test-sdk: $(STAMP)
 vectors: $(STAMP)
 	$(BIN)/python -m tests.spec_vectors
 
+# The explorer's browser tests drive Debian's chromium through chromedriver; a CJK font
+# makes the Chinese pages (and their screenshots) legible. Installed with apt when missing.
+browser-deps:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
+	    || ! fc-list :lang=zh 2>/dev/null | grep -q .; then \
+	  apt-get update -q && apt-get install -y -q chromium chromium-driver fonts-wqy-zenhei; \
+	fi
+
 # Validator set changes under faults and Byzantine validators, >= 2,000 heights in all
 # (tests/consensus/test_simulation_sets.py; `make test` runs the same table shorter).
 test-governance-sim: $(STAMP)
@@ -58,6 +66,23 @@ image: $(STAMP)
 # End-to-end test of docker/compose.yml (tests/docker/e2e.py); always tears down.
 test-docker: image
 	$(BIN)/python -m tests.docker.e2e
+
+# Fault injection against real node processes (tests/chaos/, docs/chaos.md): one seeded
+# run of DURATION seconds, judged by the history checker; prints the summary table.
+# As root, nodes live in their own network namespaces (iproute2, nftables, libfaketime
+# installed when missing); otherwise on 127.0.0.1 behind the fault proxy.
+SEED ?= 1
+DURATION ?= 60
+chaos: $(STAMP)
+	tests/chaos/setup.sh
+	$(BIN)/python -m tests.chaos.run --seed $(SEED) --duration $(DURATION) --negative-control
+
+# CI: three fixed seeds, a few minutes in all.
+chaos-ci: $(STAMP)
+	tests/chaos/setup.sh
+	for seed in 1 7 10; do \
+		$(BIN)/python -m tests.chaos.run --seed $$seed --duration 45 --max-fault 4 --negative-control || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -33,7 +33,9 @@ from almoner.node.errors import AlmonerError
 from almoner.node.server.api import create_app
 from almoner.node.server.catchup import CatchUp
 from almoner.node.server.config import NodeConfig
+from almoner.node.server.docs_assets import install_docs
 from almoner.node.server.driver import Driver
+from almoner.node.server.explorer import install_explorer
 from almoner.node.server.governance_api import governance_routes
 from almoner.node.server.mempool import Mempool
 from almoner.node.server.metrics import Metrics
@@ -213,6 +215,8 @@ def build_runtime(config: NodeConfig) -> NodeRuntime:
 
 def create_node_app(rt: NodeRuntime) -> FastAPI:
     app = create_app(rt, extra=(governance_routes(rt),))
+    install_docs(app)
+    install_explorer(app, rt)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -19,7 +19,6 @@ from fastapi import APIRouter, FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
-from fastapi.staticfiles import StaticFiles
 
 from almoner.node.chain.tx import TX_TYPES
 from almoner.node.errors import STATUS_BY_CODE
@@ -477,6 +476,22 @@ ROUTES: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
+def generic_read(operation: dict[str, Any]) -> dict[str, Any]:
+    """A read described elsewhere (the explorer's query API, docs/explorer.md): a JSON
+    object, or the error shape; FastAPI's own 422 never happens (errors are 400)."""
+    return {
+        "summary": operation.get("summary", "query"),
+        "responses": {
+            "200": {
+                "description": "JSON (docs/explorer.md)",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            **errors(400, 404),
+        },
+        "parameters": [p for p in operation.get("parameters", []) if p["in"] != "path"],
+    }
+
+
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document, with every route's body, responses and parameters filled in."""
     if app.openapi_schema is not None:
@@ -491,9 +506,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     )
     for path, methods in schema.get("paths", {}).items():
         for method, operation in methods.items():
-            described = ROUTES.get((method, path))
-            if described is None:
-                continue
+            described = ROUTES.get((method, path)) or generic_read(operation)
             path_params = [p for p in operation.get("parameters", []) if p["in"] == "path"]
             operation.update(described)
             operation["parameters"] = path_params + described.get("parameters", [])
@@ -530,6 +543,5 @@ def docs_routes() -> APIRouter:
 
 
 def install_openapi(app: FastAPI) -> None:
-    app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="docs-static")
-    app.include_router(docs_routes())
+    """The document only: the docs UI is installed by `node.server.docs_assets`."""
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]

@@ -98,7 +98,7 @@ def test_errors_use_the_error_schema(app: FastAPI) -> None:
 
 
 def test_no_description_is_left_for_a_route_that_does_not_exist(app: FastAPI) -> None:
-    assert set(ROUTES) == set(served_routes(app))
+    assert set(ROUTES) <= set(served_routes(app))
 
 
 def test_docs_ui_is_served_from_the_package_without_a_cdn(app: FastAPI) -> None:
