@@ -479,15 +479,15 @@ ROUTES: dict[tuple[str, str], dict[str, Any]] = {
 def generic_read(operation: dict[str, Any]) -> dict[str, Any]:
     """A read described elsewhere (the explorer's query API, docs/explorer.md): a JSON
     object, or the error shape; FastAPI's own 422 never happens (errors are 400)."""
+    own = operation.get("responses", {}).get("200", {})
+    has_model = bool(own.get("content", {}).get("application/json", {}).get("schema"))
+    fallback = {
+        "description": "JSON (docs/explorer.md)",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
     return {
         "summary": operation.get("summary", "query"),
-        "responses": {
-            "200": {
-                "description": "JSON (docs/explorer.md)",
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            },
-            **errors(400, 404),
-        },
+        "responses": {"200": own if has_model else fallback, **errors(400, 404)},
         "parameters": [p for p in operation.get("parameters", []) if p["in"] != "path"],
     }
 
