@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: test lint typecheck devnet bench clean image test-docker test-attack test-governance-sim browser-deps chaos chaos-ci
+.PHONY: test lint typecheck devnet bench clean image test-docker test-attack test-governance-sim browser-deps chaos chaos-ci test-sdk vectors
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -22,6 +22,17 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/pytest -q
+	$(MAKE) test-sdk
+
+# The TypeScript SDK (sdk/typescript): its conformance vectors and a live one-node devnet.
+test-sdk: $(STAMP)
+	sdk/typescript/ensure-node.sh
+	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error
+	cd sdk/typescript && ALMONER_PYTHON=$(abspath $(BIN)/python) npm test --silent
+
+# Rewrite docs/spec/vectors from the implementation (tests/test_spec_vectors.py checks them).
+vectors: $(STAMP)
+	$(BIN)/python -m tests.spec_vectors
 
 # The explorer's browser tests drive Debian's chromium through chromedriver; a CJK font
 # makes the Chinese pages (and their screenshots) legible. Installed with apt when missing.

@@ -1,4 +1,4 @@
-"""Tendermint consensus for Almoner (PROTOCOL.md §4): a pure state machine.
+"""Tendermint consensus for Almoner (docs/spec/06-consensus-and-p2p.md): a pure state machine.
 
 What this package owns: the rules of Algorithm 1 of Buchman, Kwon and Milosevic, "The latest
 gossip on BFT consensus" (2018) -- heights, rounds, propose/prevote/precommit, locked and

@@ -1,4 +1,4 @@
-"""The Tendermint state machine of PROTOCOL.md §4 (Buchman, Kwon, Milosevic 2018, Alg. 1).
+"""The Tendermint state machine of docs/spec/06 (Buchman, Kwon, Milosevic 2018, Alg. 1).
 
 Each `upon` rule is a method named after its line in Algorithm 1. After every input the
 rules are applied until none fires, so the order messages arrive in never matters, only the

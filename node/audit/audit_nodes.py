@@ -92,7 +92,7 @@ def certify_head(
 
 
 class NodeSource(Protocol):
-    """What the checks need from a node (msgpack views of INTERFACES.md, bytes intact)."""
+    """What the checks need from a node (msgpack views of docs/spec/07, bytes intact)."""
 
     def head(self) -> dict[str, Any]: ...
 

@@ -32,7 +32,7 @@ def check_certified_block(
     verifier: Verifier,
     verified: Container[bytes] = frozenset(),
 ) -> ExecutedBlock:
-    """Certificate first, then header and txs (PROTOCOL.md §5 order); raise BlockError.
+    """Certificate first, then header and txs (docs/spec/08-verify.md order); raise BlockError.
 
     The certificate must prove this header at the header's own height, so a block that
     does not follow the head (a dropped block) is reported by the header rule it breaks

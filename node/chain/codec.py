@@ -1,4 +1,4 @@
-"""Canonical MessagePack: the only way protocol objects become bytes (PROTOCOL.md §1).
+"""Canonical MessagePack: the only way protocol objects become bytes (docs/spec/01-encoding.md).
 
 Signatures and hashes are only meaningful if every party derives the same bytes from the
 same value, so there is exactly one encoder, and the decoder accepts an input only when
@@ -243,7 +243,7 @@ def decode_payload(data: bytes) -> Any:
 
 
 def to_json_view(value: Any) -> Any:
-    """The JSON view of a protocol value: bin fields become lowercase hex (PROTOCOL.md §1)."""
+    """The JSON view of a protocol value: bin fields become lowercase hex (docs/spec/01)."""
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, list | tuple):

@@ -46,7 +46,7 @@ VERSIONED_HEADER_KEYS = HEADER_KEYS | {"version"}
 
 
 class BlockError(AlmonerError):
-    """A block breaks a rule; `rule` is a PROTOCOL.md §2 code or one of the §5 block rules."""
+    """A block breaks a rule; `rule` is a docs/spec/03 code or one of the §5 block rules."""
 
     def __init__(self, rule: str, message: str, tx_index: int | None = None) -> None:
         super().__init__(message)
@@ -301,7 +301,7 @@ class Ledger:
         verified: Container[bytes] = frozenset(),
         check_limits: bool = True,
     ) -> ExecutedBlock:
-        """Check a block against the head in PROTOCOL.md §5 order; raise BlockError."""
+        """Check a block against the head in docs/spec/08-verify.md order; raise BlockError."""
         header = self.check_header(block)
         height = header["height"]
         overlay = Overlay(self.store)

@@ -217,7 +217,7 @@ def trace(
     hops_from: int = 0,
     hops_limit: int | None = None,
 ) -> dict[str, Any] | None:
-    """The lineage of one donation (PROTOCOL.md §2), or None if it was never recorded.
+    """The lineage of one donation (docs/spec/03), or None if it was never recorded.
 
     `hops_from`/`hops_limit` select a page of the hops (a busy donation can have
     thousands); only that page is decoded. `hops_total` counts them all.

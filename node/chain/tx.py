@@ -2,7 +2,7 @@
 
 Everything here can be decided from the tx bytes and the chain id alone, so the API, the
 mempool and `verify` reject a bad tx before touching state. The checks run in the order
-PROTOCOL.md §2 fixes (envelope, `wrong_chain`, `unknown_type`, body, signature): a client
+docs/spec/03 fixes (envelope, `wrong_chain`, `unknown_type`, body, signature): a client
 that breaks two rules at once must get the same code from every node.
 
 Each body is declared as a table of (field, checker) in the spec's order; a checker raises

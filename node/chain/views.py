@@ -1,4 +1,4 @@
-"""The read views of INTERFACES.md, built from the ledger with protocol bytes intact.
+"""The read views of docs/spec/07-http-api.md, built from the ledger with protocol bytes intact.
 
 Views keep `bytes` as bytes: the HTTP layer renders them as hex JSON or as msgpack,
 so the JSON view always maps back to the exact protocol bytes.
@@ -138,7 +138,7 @@ def trace_view(
     lineage = trace(ledger.store, platform, donation_id, hops_from, hops_limit)
     if lineage is None:
         raise not_found(f"donation {donation_id!r} of platform {platform.hex()}")
-    # Not in INTERFACES.md's shape (an added key): the charity's donation.confirm tx, so a
+    # An added key (docs/spec/07-http-api.md, trace): the charity's donation.confirm tx, so a
     # donor can check "confirmed" with a proof like every hop.
     record = get_donation(ledger.store, platform, donation_id)
     confirm_tx = record.get("confirm_tx") if record else None

@@ -1,6 +1,6 @@
 """A local network on one machine: keys, genesis and node homes in one directory.
 
-Layout (INTERFACES.md "devnet directory"): D/genesis.json, D/keys/validator-N.key,
+Layout (the devnet directory of docs/operators.md): D/genesis.json, D/keys/validator-N.key,
 D/keys/regulator.key, D/keys/platform-{1,2}.key, D/keys/charity-{1,2,3}.key,
 D/nodes/validator-N/ (node.toml, data/, node.log), D/urls.json. Creating it is
 idempotent: an existing directory is reused, so a second `make devnet` resumes the

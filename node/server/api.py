@@ -1,8 +1,8 @@
-"""The HTTP API of INTERFACES.md, served by every node.
+"""The HTTP API of docs/spec/07-http-api.md, served by every node.
 
 Handlers are thin: they parse, call the ledger/mempool/driver, and render. Every failure
-is a `{"error": {code, message, details}}` body with the status PROTOCOL.md §2 gives for
-the code; no input can produce a 500, commit anything, or stop the node.
+is a `{"error": {code, message, details}}` body with the status docs/spec/04-errors.md
+gives for the code; no input can produce a 500, commit anything, or stop the node.
 
 The API depends only on `NodeServices` (services.py). Routes come in groups, one
 `APIRouter` each (writes, reads, health, validators); `create_app` includes them in that
@@ -27,6 +27,7 @@ from starlette.requests import ClientDisconnect
 from almoner.node.chain.certified import encode_stream_item
 from almoner.node.chain.codec import MSGPACK, encode, split_array, to_json_view
 from almoner.node.chain.ledger import Ledger
+from almoner.node.chain.state import business_id_key
 from almoner.node.chain.tx import MAX_TX_BYTES, decode_tx
 from almoner.node.chain.views import (
     TRACE_HOPS_MAX,
@@ -41,11 +42,22 @@ from almoner.node.chain.views import (
     trace_view,
 )
 from almoner.node.errors import CodecError, ProtocolError, StoreError, invalid_field
+from almoner.node.server.events import event_routes
+from almoner.node.server.openapi import install_openapi
 from almoner.node.server.p2p import P2PError, open_envelope
 from almoner.node.server.services import NodeServices
 
 log = logging.getLogger("almoner.api")
 
+# Tx types whose body carries a business id, unique per (party, type).
+BUSINESS_ID_TYPES = (
+    "campaign.open",
+    "donation.record",
+    "funds.transfer",
+    "funds.disburse",
+    "donation.refund",
+    "audit.attest",
+)
 BLOCK_RANGE_MAX = 1000
 # Bytes of blocks in one range answer (a page: the client asks again from the next height).
 BLOCK_STREAM_MAX_BYTES = 16 * 1024 * 1024
@@ -91,6 +103,33 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise CodecError("too_large", f"body is over the {limit}-byte limit", {"limit": limit})
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def refuse_json(request: Request, body: bytes) -> None:
+    """A JSON body where signed MessagePack is expected gets an answer that says so.
+
+    Still `malformed` (what the bytes are, as MessagePack), but a developer who posted the
+    JSON view of a tx learns what to send instead of reading "trailing bytes". A body
+    starting with `{` or `[` is never valid here: as MessagePack it is one small int
+    followed by trailing bytes.
+    """
+    looks_json = len(body) > 1 and body[:1] in (b"{", b"[")
+    if looks_json or ("json" in request.headers.get("content-type", "") and _is_json(body)):
+        raise CodecError(
+            "malformed",
+            "the body is JSON, but this route takes MessagePack: send the signed tx's "
+            "canonical MessagePack bytes with Content-Type: application/msgpack "
+            "(docs/spec/02-keys-and-signing.md, docs/platforms.md)",
+            {"expected": MSGPACK, "got": "json"},
+        )
+
+
+def _is_json(body: bytes) -> bool:
+    try:
+        json.loads(body)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_hex(value: str, field: str, length: int = 32) -> bytes:
@@ -196,9 +235,11 @@ def create_app(services: NodeServices, extra: tuple[APIRouter, ...] = ()) -> Fas
         read_routes(services),
         health_routes(services),
         validator_routes(services),
+        event_routes(services),
         *extra,
     ):
         app.include_router(router)
+    install_openapi(app)
     return app
 
 
@@ -261,6 +302,7 @@ def write_routes(services: NodeServices) -> APIRouter:
     @router.post("/v1/txs")
     async def submit_tx(request: Request) -> Response:
         raw = await read_body(request, MAX_TX_BYTES)
+        refuse_json(request, raw)
         admission = services.mempool.add(raw)
         if admission.status == "pending":
             services.gossip_txs([raw])
@@ -282,6 +324,7 @@ def write_routes(services: NodeServices) -> APIRouter:
     @router.post("/v1/txs/batch")
     async def submit_batch(request: Request) -> Response:
         body = await read_body(request, services.limits.max_body_bytes)
+        refuse_json(request, body)
         results: list[dict[str, Any]] = []
         accepted: list[bytes] = []
         for index, raw in enumerate(split_array(body)):
@@ -321,6 +364,20 @@ def read_routes(services: NodeServices) -> APIRouter:
         return render(
             request, {"tx": tx, "status": "committed", "receipt": receipt(ledger, tid, size)}
         )
+
+    @router.get("/v1/ids/{party}/{tx_type}/{business_id}")
+    async def get_by_business_id(
+        request: Request, party: str, tx_type: str, business_id: str
+    ) -> Response:
+        # A platform's records hold its own ids; this finds the tx (and proof) that used one.
+        key = parse_hex(party, "party")
+        if tx_type not in BUSINESS_ID_TYPES:
+            raise invalid_field("tx_type", f"must be one of {', '.join(BUSINESS_ID_TYPES)}")
+        tid = ledger.store.get(business_id_key(key, tx_type, business_id))
+        if tid is None:
+            raise not_found(f"{tx_type} id {business_id!r} of {party}")
+        found = {"party": key, "type": tx_type, "id": business_id, "tx_id": tid}
+        return render(request, {**found, "receipt": receipt(ledger, tid)})
 
     @router.get("/v1/genesis")
     async def get_genesis(request: Request) -> Response:

@@ -18,7 +18,7 @@ event loop keeps answering HTTP while a large block executes. The driver awaits 
 step before its next one, so its own order is unchanged. Heights start
 lazily: after a commit the next height begins only when there is work (pending txs, a
 message from a peer for that height, or the heartbeat falling due), so an idle network
-does not spin through empty rounds (PROTOCOL.md §4, "no empty blocks").
+does not spin through empty rounds (docs/spec/05-chain.md, "no empty blocks").
 """
 
 from __future__ import annotations

@@ -135,7 +135,11 @@ def donation_confirm(state: Overlay, signer: bytes, body: dict[str, Any], ctx: T
         raise ProtocolError(
             "duplicate_id",
             "the donation was already confirmed",
-            {"type": "donation.confirm", "id": body["donation"]},
+            {
+                "type": "donation.confirm",
+                "id": body["donation"],
+                "tx_id": donation["confirm_tx"].hex(),
+            },
         )
     require_party(state, body["platform"], "body.platform", role="platform")
     donation = _require_donation(donation, body)
