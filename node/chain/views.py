@@ -127,7 +127,7 @@ def trace_view(
 ) -> dict[str, Any]:
     """The trace with one page of hops (all of them up to TRACE_HOPS_MAX).
 
-    Added keys (not in INTERFACES.md's shape): `hops_total`, and `hops_next`, the
+    Added keys (not in the v1 shape of docs/spec/07-http-api.md): `hops_total`, and `hops_next`, the
     `hops_from` of the next page or null when this page ends the list.
     """
     try:
