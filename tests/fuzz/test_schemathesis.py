@@ -4,6 +4,7 @@ examples per operation (5 in `make test`, 100 in `make test-attack`)."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -28,6 +29,8 @@ def test_no_generated_request_gets_a_server_error(tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=900,
+            env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzz.st_hooks"},
+            cwd=Path(__file__).resolve().parents[2],
             check=False,
         )
         out = result.stdout + result.stderr

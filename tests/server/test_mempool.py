@@ -10,10 +10,13 @@ from almoner.node.server.mempool import Mempool
 from tests.localchain import LocalChain, Workload, local_genesis
 
 
-def setup(max_txs: int = 100, max_bytes: int = 1 << 20) -> tuple[LocalChain, Workload, Mempool]:
+def setup(
+    max_txs: int = 100, max_bytes: int = 1 << 20, max_per_party: int | None = None
+) -> tuple[LocalChain, Workload, Mempool]:
     genesis, keys = local_genesis(4)
     chain = LocalChain(genesis, keys.validators)
-    return chain, Workload(genesis, keys), Mempool(chain.ledger, max_txs, max_bytes)
+    mempool = Mempool(chain.ledger, max_txs, max_bytes, max_per_party)
+    return chain, Workload(genesis, keys), mempool
 
 
 def test_admission_is_once_and_knows_what_is_committed() -> None:
@@ -43,9 +46,10 @@ def test_a_tx_the_contract_refuses_is_rejected_with_its_code_and_counted() -> No
 def test_a_full_mempool_answers_busy_and_keeps_what_it_has(limit: str) -> None:
     _, work, _ = setup()
     raws = [work.donation() for _ in range(3)]
-    chain, _, mempool = setup(
+    chain, _, mempool = setup(  # one platform signs them all: its quota is not the limit here
         max_txs=2 if limit == "txs" else 100,
         max_bytes=len(raws[0]) + len(raws[1]) if limit == "bytes" else 1 << 20,
+        max_per_party=100,
     )
     for raw in raws[:2]:
         mempool.add(raw)
