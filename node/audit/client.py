@@ -88,7 +88,8 @@ class Client:
         raise ClientError("unreachable: the retry loop always returns or raises")
 
     def _pause(self, attempt: int, retry_after: str | None) -> float:
-        hinted = float(retry_after) if retry_after and retry_after.isdigit() else 0.0
+        plain = retry_after is not None and retry_after.isascii() and retry_after.isdigit()
+        hinted = float(retry_after) if plain and retry_after else 0.0
         grown = min(5.0, self.backoff_s * 2.0**attempt)
         jittered: float = grown / 2 + random.random() * grown / 2
         return max(hinted, jittered)

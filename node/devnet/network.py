@@ -215,7 +215,7 @@ SUPERVISOR_PID = "devnet.pid"
 def node_name(devnet_root: Path, which: str) -> str:
     """`3`, `validator-3` or `observer-0` -> the node's name in urls.json."""
     urls = json.loads((Path(devnet_root) / "urls.json").read_text())
-    name = f"validator-{which}" if which.isdigit() else which
+    name = f"validator-{which}" if which.isascii() and which.isdigit() else which
     if name not in urls:
         raise DevnetError(f"no node {which!r} in this devnet (nodes: {', '.join(urls)})")
     return name

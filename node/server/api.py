@@ -93,7 +93,7 @@ def http_error(status: int, code: str, message: str) -> JSONResponse:
 async def read_body(request: Request, limit: int) -> bytes:
     """Read at most `limit` bytes; a larger body is `too_large` before it is all read."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise CodecError("too_large", f"body is over the {limit}-byte limit", {"limit": limit})
     chunks: list[bytes] = []
     size = 0
@@ -147,7 +147,7 @@ def parse_int(value: str | None, field: str, default: int | None = None, low: in
         if default is None:
             raise invalid_field(field, "is required")
         return default
-    if not value.isdigit() or int(value) < low or int(value) >= 2**63:
+    if not (value.isascii() and value.isdigit()) or int(value) < low or int(value) >= 2**63:
         raise invalid_field(field, f"must be an integer >= {low}")
     return int(value)
 

@@ -72,7 +72,7 @@ class NodeConfig(BaseSettings):
     @classmethod
     def _listen(cls, value: str) -> str:
         host, _, port = value.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             raise ValueError("listen must be HOST:PORT")
         return value
 

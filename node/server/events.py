@@ -74,7 +74,7 @@ def parse_filter(request: Request) -> EventFilter:
 def _height(value: str | None, field: str) -> int | None:
     if value is None:
         return None
-    if not value.isdigit() or int(value) >= 2**63:
+    if not (value.isascii() and value.isdigit()) or int(value) >= 2**63:
         raise invalid_field(field, "must be a height (an integer >= 0)")
     return int(value)
 
