@@ -71,7 +71,7 @@ def test_errors_keep_their_v1_status_and_code(tmp_path: Path) -> None:
         # Digits that are not ASCII pass str.isdigit() but not int(): found by schemathesis.
         for odd in ("%C2%B2", "%D9%A3", "%EF%BC%91"):  # superscript two, Arabic-Indic, fullwidth
             assert await code(await client.get(f"/v1/blocks/{odd}")) == (400, "invalid_field")
-        events = await client.get("/v1/events", headers={"last-event-id": b"\xb2"})
+        events = await client.get("/v1/events", headers={b"last-event-id": b"\xb2"})
         assert events.status_code == 400
         big = b"\x00" * (rt.config.max_body_bytes + 1)
         assert await code(await client.post("/v1/txs/batch", content=big)) == (413, "too_large")
