@@ -174,6 +174,7 @@ class NetnsLab(Lab):
         run("ip", "link", "add", bridge, "type", "bridge")
         run("ip", "addr", "add", f"{self.net.host_ip}/24", "dev", bridge)
         run("ip", "link", "set", bridge, "up")
+        self._allow_bridged_forwarding()
         for i, name in enumerate(self.names):
             ns, host_end, ns_end = self.ns(name), f"{prefix}-h{i}", f"{prefix}-n{i}"
             run("ip", "netns", "add", ns)
@@ -235,7 +236,20 @@ class NetnsLab(Lab):
                     ]
                 run("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "eth0", "root", *qdisc)
 
+    def _forward_rule(self) -> tuple[str, ...]:
+        return ("FORWARD", "-i", self.net.bridge, "-o", self.net.bridge, "-j", "ACCEPT")
+
+    def _allow_bridged_forwarding(self) -> None:
+        """Where Docker has run, the host's FORWARD policy is DROP and bridged frames pass
+        through iptables (br_netfilter): without this rule no node reaches another."""
+        if shutil.which("iptables"):
+            run("iptables", "-I", *self._forward_rule(), check=False)
+
     def cleanup(self) -> None:
+        if shutil.which("iptables"):
+            for _ in range(16):  # one per earlier run that died before its cleanup
+                if run("iptables", "-D", *self._forward_rule(), check=False).returncode:
+                    break
         listed = run("ip", "-o", "link", "show", check=False).stdout
         for line in listed.splitlines():
             dev = line.split(":")[1].strip().split("@")[0]
