@@ -125,7 +125,7 @@ def genesis(
     values = dict(DEFAULT_PARAMS)
     for item in params:
         key, value = _split(item, "=", 2, "param")
-        if key not in PARAM_KEYS or not value.isdigit():
+        if key not in PARAM_KEYS or not (value.isascii() and value.isdigit()):
             fail(f"--param {item!r}: unknown key or not a positive integer")
         values[key] = int(value)
     validator_docs = []

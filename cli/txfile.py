@@ -72,7 +72,7 @@ def read_tx_file(path: Path) -> list[bytes]:
             and items[0][:1]
             and (items[0][0] & 0xF0 == 0x90 or items[0][0] in (0xDC, 0xDD))
         ):
-            items = split_array(items[0])
+            items = split_array(items[0], max_items=len(items[0]))  # a local file: no cap
     except AlmonerError as exc:
         raise TxFileError(f"{path}: {exc}") from exc
     return items

@@ -1,4 +1,4 @@
-"""`almoner verify`: the regulator's full, trust-free audit of a chain (PROTOCOL.md §5)."""
+"""`almoner verify`: the regulator's full, trust-free audit of a chain (docs/spec/08-verify.md)."""
 
 from __future__ import annotations
 
@@ -253,7 +253,7 @@ def render(report: VerifyReport) -> None:
 def verify(
     node_url: str | None, archive: Path | None, genesis_arg: str, jobs: int | None, as_json: bool
 ) -> None:
-    """Replay the whole chain from genesis and check every rule (PROTOCOL.md §5).
+    """Replay the whole chain from genesis and check every rule (docs/spec/08-verify.md).
 
     Exit status: 0 valid, 1 a violation (named with its height, tx and rule), 2 a usage,
     I/O or network error.

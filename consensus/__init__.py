@@ -1,4 +1,4 @@
-"""Tendermint consensus for Almoner (PROTOCOL.md §4): a pure state machine.
+"""Tendermint consensus for Almoner (docs/spec/06-consensus-and-p2p.md): a pure state machine.
 
 What this package owns: the rules of Algorithm 1 of Buchman, Kwon and Milosevic, "The latest
 gossip on BFT consensus" (2018) -- heights, rounds, propose/prevote/precommit, locked and
@@ -63,6 +63,7 @@ from almoner.consensus.messages import (
     proposer_index,
     quorum,
 )
+from almoner.consensus.persisted import PersistedState, PersistedStateError
 from almoner.consensus.ready import (
     Decision,
     Evidence,
@@ -72,7 +73,6 @@ from almoner.consensus.ready import (
     Ready,
     ValidityRequest,
 )
-from almoner.consensus.wal import PersistedState, WalError
 
 __all__ = [
     "PRECOMMIT",
@@ -90,6 +90,7 @@ __all__ = [
     "Outbound",
     "Params",
     "PersistedState",
+    "PersistedStateError",
     "Proposal",
     "ProposalRequest",
     "Ready",
@@ -97,7 +98,6 @@ __all__ = [
     "ValidityRequest",
     "Verifier",
     "Vote",
-    "WalError",
     "max_faulty",
     "parse_message",
     "proposer_index",

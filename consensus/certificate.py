@@ -1,4 +1,4 @@
-"""Commit certificates (PROTOCOL.md §3): a quorum of precommits, kept as (validator, sig).
+"""Commit certificates (docs/spec/05-chain.md): a quorum of precommits, kept as (validator, sig).
 
 `verify_certificate` is a standalone pure function so that `verify`, `trace` and the
 regulator tools check certificates with exactly the rule the machine produced them by.

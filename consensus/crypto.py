@@ -1,7 +1,7 @@
 """The signing and verification interface the machine needs, and nothing more.
 
 The machine never sees keys or sign-bytes: the node implements these Protocols with
-PROTOCOL.md §4's domain-tagged canonical bytes (`node/consensus_crypto.py`), and the
+docs/spec/06's domain-tagged canonical bytes (`node/consensus_crypto.py`), and the
 simulation with a cheap stand-in. Verifiers answer a bool so that a bad signature from the
 network is an ordinary drop, never an exception on the hot path.
 """

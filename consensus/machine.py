@@ -1,4 +1,4 @@
-"""The Tendermint state machine of PROTOCOL.md §4 (Buchman, Kwon, Milosevic 2018, Alg. 1).
+"""The Tendermint state machine of docs/spec/06 (Buchman, Kwon, Milosevic 2018, Alg. 1).
 
 Each `upon` rule is a method named after its line in Algorithm 1. After every input the
 rules are applied until none fires, so the order messages arrive in never matters, only the
@@ -27,6 +27,7 @@ from almoner.consensus.messages import (
     proposer_index,
     quorum,
 )
+from almoner.consensus.persisted import PersistedState
 from almoner.consensus.ready import (
     Decision,
     Evidence,
@@ -37,7 +38,6 @@ from almoner.consensus.ready import (
     ValidityRequest,
 )
 from almoner.consensus.tally import Tally
-from almoner.consensus.wal import PersistedState
 
 STEP_PROPOSE = "propose"
 STEP_PREVOTE = "prevote"

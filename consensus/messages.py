@@ -1,4 +1,4 @@
-"""The two signed consensus messages of PROTOCOL.md §4, and the arithmetic of quorums.
+"""The two signed consensus messages of docs/spec/06, and the arithmetic of quorums.
 
 Messages are frozen dataclasses so a verified message can be shared between the tally, the
 persisted state and the outbox without anyone mutating it behind the machine's back.

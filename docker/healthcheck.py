@@ -8,6 +8,7 @@ The port comes from ALMONER_LISTEN, else from the node's config file (ALMONER_CO
 from __future__ import annotations
 
 import os
+import ssl
 import sys
 import tomllib
 import urllib.error
@@ -29,13 +30,27 @@ def listen_address() -> str:
     return value if isinstance(value, str) else "0.0.0.0:8000"
 
 
+def tls_context() -> ssl.SSLContext | None:
+    """When the node serves HTTPS (ALMONER_TLS_CERT): a context for a loopback check, which
+    presents the node's own certificate in case clients must have one (mTLS)."""
+    cert = os.environ.get("ALMONER_TLS_CERT")
+    if not cert:
+        return None
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # our own node on loopback: liveness, not identity
+    context.load_cert_chain(cert, os.environ.get("ALMONER_TLS_KEY") or None)
+    return context
+
+
 def main() -> int:
     host, _, port = listen_address().rpartition(":")
     if host in WILDCARDS:
         host = "127.0.0.1"
-    url = f"http://{host}:{port}/healthz"
+    context = tls_context()
+    url = f"{'https' if context else 'http'}://{host}:{port}/healthz"
     try:
-        with urllib.request.urlopen(url, timeout=2.5) as response:
+        with urllib.request.urlopen(url, timeout=2.5, context=context) as response:
             status = int(response.status)
     except urllib.error.HTTPError as exc:
         print(f"{url}: HTTP {exc.code}", file=sys.stderr)

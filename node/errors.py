@@ -1,7 +1,7 @@
 """The error vocabulary of the protocol, shared by the codec, the contract and the API.
 
 Every rejection a client or a verifier can observe carries a stable snake_case code from
-PROTOCOL.md §2. Keeping the codes and their HTTP statuses in one table means the API, the
+docs/spec/03. Keeping the codes and their HTTP statuses in one table means the API, the
 CLI and `verify` can never disagree about what a failure is called.
 """
 
@@ -48,7 +48,7 @@ class AlmonerError(Exception):
 
 
 class ProtocolError(AlmonerError):
-    """A rejection with a stable protocol error code (PROTOCOL.md §2)."""
+    """A rejection with a stable protocol error code (docs/spec/03-transactions.md)."""
 
     def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
         if code not in STATUS_BY_CODE:

@@ -92,4 +92,4 @@ def test_sigkill_never_leaves_half_a_block(tmp_path: Path) -> None:
         assert height >= last
         last = height
     assert last > len(KILL_DELAYS_S)
-    assert schema.SCHEMA_VERSION == 1
+    assert schema.SCHEMA_VERSION == 2

@@ -22,7 +22,8 @@ from almoner.node.chain.consensus_crypto import NodeSigner
 from almoner.node.chain.crypto import KeyPair
 from almoner.node.chain.ledger import Ledger
 from almoner.node.chain.store import LevelStore
-from almoner.node.server.driver import WAL_KEY, Driver
+from almoner.node.server.driver import CONSENSUS_STATE_KEY as WAL_KEY
+from almoner.node.server.driver import Driver
 from almoner.node.server.mempool import Mempool
 from almoner.node.server.metrics import Metrics
 from almoner.node.server.notifier import CommitNotifier

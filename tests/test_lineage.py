@@ -1,5 +1,5 @@
 """Fund lineage: FIFO across transfers, refunds from lots spread over funds, merged hops,
-held entries (PROTOCOL.md §2 "Fund lineage")."""
+held entries (docs/spec/03-transactions.md "Fund lineage")."""
 
 from __future__ import annotations
 

@@ -56,6 +56,8 @@ def test_the_wheel_has_one_top_level_name_and_no_test_code(wheel: Path) -> None:
     assert "almoner/node/chain/ledger.py" in names
     assert "almoner/consensus/machine.py" in names
     assert "almoner/node/py.typed" in names
+    for shipped in ("templates/track.html", "static/verify.js", "static/explorer.css"):
+        assert f"almoner/node/server/explorer/{shipped}" in names  # the explorer's own files
     assert not [n for n in names if "testing" in n or "localchain" in n or "/tests/" in n]
 
 

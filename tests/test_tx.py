@@ -1,5 +1,5 @@
 """Stateless tx checks: decoding, envelope, chain, type, body schema, signature, and their
-order (PROTOCOL.md §1, §2)."""
+order (docs/spec/01-encoding.md, §2)."""
 
 from __future__ import annotations
 

@@ -30,9 +30,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from almoner.node.chain.codec import decode, encode, split_stream
+from almoner.node.audit.client import Client, ClientError
+from almoner.node.chain.codec import decode, encode
 from almoner.node.chain.genesis import Genesis, GenesisError, parse_genesis
 from almoner.node.errors import AlmonerError
 
@@ -44,7 +43,6 @@ KIND_END = b"E"
 MAX_FRAME = 1 << 30
 _FRAME = struct.Struct(">cI")
 FETCH_BATCH = 32
-MSGPACK = "application/msgpack"
 
 
 class ArchiveError(AlmonerError):
@@ -227,26 +225,14 @@ def node_items(
 ) -> Iterator[bytes]:
     """Raw `{"block", "commit"}` items of heights start..end from a node's GET /v1/blocks,
     fetched `batch` blocks at a time so memory stays flat. Raises SourceError."""
-    with httpx.Client(base_url=url.rstrip("/"), timeout=timeout) as http:
+    with Client(url, timeout=timeout) as client:
         height = start
         while height <= end:
             limit = min(batch, end - height + 1)
             try:
-                response = http.get(
-                    "/v1/blocks",
-                    params={"from": height, "limit": limit},
-                    headers={"accept": MSGPACK},
-                )
-            except httpx.HTTPError as exc:
+                raws = client.block_items(height, limit)
+            except ClientError as exc:
                 raise SourceError(f"cannot fetch blocks from {url}: {exc}") from exc
-            if response.status_code != 200:
-                raise SourceError(
-                    f"{url} answered HTTP {response.status_code} for blocks from {height}"
-                )
-            try:
-                raws = split_stream(response.content)
-            except AlmonerError as exc:
-                raise SourceError(f"{url} sent a block stream that does not parse: {exc}") from exc
             if not raws:
                 raise SourceError(f"{url} sent no block at height {height} (its head moved back?)")
             yield from raws[:limit]

@@ -1,8 +1,10 @@
 """Checks a donor or a regulator runs against live nodes, trusting only the genesis.
 
 - `certify_head`: a header plus commit certificate is a *certified head* when the header is
-  for this chain and validator set and a quorum of the genesis validators precommitted its
-  hash. Everything else (trace hops, log roots of other nodes) is checked against one.
+  for this chain and validator set and a quorum of the validators in force at its height
+  precommitted its hash: the genesis set, or a set whose adoption governance proved
+  (`set_proofs.follow_sets`). Everything else (trace hops, log roots of other nodes) is
+  checked against one.
 - `check_trace`: every hop of a donation's trace (GET /v1/donations/…/trace) is in the log
   (RFC 9162 inclusion proof against the certified head's log_root), each tx hashes to its
   id and says what the hop says, and the amounts add up (received = held + spent + refunded).
@@ -22,6 +24,7 @@ from typing import Any, Protocol
 
 from almoner.consensus.certificate import Certificate, CertificateError, verify_certificate
 from almoner.node.audit.client import Client
+from almoner.node.audit.set_proofs import SetProofError, SetSource, TrustedSets, follow_sets
 from almoner.node.chain.codec import H, encode, to_json_view
 from almoner.node.chain.consensus_crypto import NodeVerifier
 from almoner.node.chain.genesis import Genesis
@@ -53,21 +56,24 @@ class CertifiedHead:
         return root
 
 
-def certify_head(genesis: Genesis, header: Any, cert_map: Any) -> CertifiedHead:
-    """Check a header and its certificate against the genesis validators; raise AuditError."""
+def certify_head(
+    genesis: Genesis, header: Any, cert_map: Any, sets: TrustedSets | None = None
+) -> CertifiedHead:
+    """Check a header and its certificate against the set in force at its height: the
+    genesis set, or one of the proven `sets` (`set_proofs.follow_sets`); raise AuditError."""
     # From an adopted upgrade height on, headers also carry `version` (docs/governance.md).
     if not isinstance(header, dict) or set(header) not in (HEADER_KEYS, VERSIONED_HEADER_KEYS):
         raise AuditError("the head's header does not have exactly the protocol's keys")
     if header["chain"] != genesis.chain_id:
         raise AuditError(f"the head is for chain {header['chain']!r}, not {genesis.chain_id!r}")
-    # Only the genesis set is known without replaying the chain: a set changed by
-    # governance is checked by `verify`, which replays the changes (docs/governance.md).
-    validators = genesis.validator_keys
+    height = header["height"]
+    if isinstance(height, bool) or not isinstance(height, int) or height < 1:
+        raise AuditError("the head's height is not a positive integer")
+    validators = genesis.validator_keys if sets is None else sets.at(height)
     if header["validators_hash"] != validators_hash(validators):
         raise AuditError(
-            "the head names a validator set other than the genesis one (changed by "
-            "governance, or forged): check this chain with `almoner verify`, which replays "
-            "every set change from the genesis"
+            "the head names a validator set that no proven governance change put in force "
+            f"at height {height}"
         )
     try:
         digest = block_hash(header)
@@ -86,7 +92,7 @@ def certify_head(genesis: Genesis, header: Any, cert_map: Any) -> CertifiedHead:
 
 
 class NodeSource(Protocol):
-    """What the checks need from a node (msgpack views of INTERFACES.md, bytes intact)."""
+    """What the checks need from a node (msgpack views of docs/spec/07, bytes intact)."""
 
     def head(self) -> dict[str, Any]: ...
 
@@ -172,11 +178,12 @@ def check_trace(
     header: Any,
     cert_map: Any,
     txs: dict[bytes, Any],
+    sets: TrustedSets | None = None,
 ) -> TraceCheck:
     """Check a trace against the certified head at trace["head"]; `txs` maps each tx id
     of the trace to the tx the node served for it (missing ones are problems)."""
     try:
-        head = certify_head(genesis, header, cert_map)
+        head = certify_head(genesis, header, cert_map, sets)
     except AuditError as exc:
         return TraceCheck(trace, None, [str(exc)])
     check = TraceCheck(trace, head)
@@ -267,6 +274,10 @@ def fetch_and_check_trace(
     if not isinstance(at, int) or at < 1:
         return TraceCheck(trace, None, ["the trace names no head"])
     view = client.block(at)
+    try:
+        sets = proven_sets(genesis, client, view.get("header"))
+    except SetProofError as exc:
+        return TraceCheck(trace, None, [str(exc)])
     ids = [trace["donation"]["tx_id"], *(hop["tx_id"] for hop in trace["hops"])]
     confirmation = trace.get("confirmation")
     if isinstance(confirmation, dict) and isinstance(confirmation.get("tx_id"), bytes):
@@ -274,7 +285,18 @@ def fetch_and_check_trace(
     txs: dict[bytes, Any] = {}
     for tid in dict.fromkeys(ids):
         txs[tid] = client.tx(tid)["tx"]
-    return check_trace(genesis, trace, view["header"], view["commit"], txs)
+    return check_trace(genesis, trace, view["header"], view["commit"], txs, sets)
+
+
+def proven_sets(genesis: Genesis, source: object, header: Any) -> TrustedSets | None:
+    """The proven validator sets, when `header` names a set other than the genesis one
+    and the source can show the changes (GET /v1/governance); else None (genesis set)."""
+    genesis_hash = validators_hash(genesis.validator_keys)
+    if not isinstance(header, dict) or header.get("validators_hash") == genesis_hash:
+        return None
+    if not isinstance(source, SetSource):
+        return None
+    return follow_sets(genesis, source)
 
 
 # -- audit-nodes --------------------------------------------------------------------------
@@ -286,6 +308,7 @@ class NodeHead:
     head: CertifiedHead | None = None
     error: str | None = None
     unreachable: bool = False
+    sets: TrustedSets | None = None  # proven sets when the chain changed its set
 
 
 @dataclass
@@ -355,39 +378,40 @@ def _fork(
 def _compare(
     genesis: Genesis,
     report: AuditReport,
-    low: NodeHead,
-    high: NodeHead,
+    low: tuple[NodeHead, CertifiedHead],
+    high: tuple[NodeHead, CertifiedHead],
     high_source: NodeSource,
 ) -> None:
-    """`low` is at or below `high`'s height; both have certified heads."""
-    assert low.head is not None and high.head is not None
+    """`low` is at or below `high`'s height; each comes with its certified head."""
     report.checked_pairs += 1
-    lh, hh = low.head, high.head
+    (low_node, lh), (high_node, hh) = low, high
+    low_name, high_name = low_node.name, high_node.name
+    sets = high_node.sets
     if lh.height == hh.height:
         if lh.block_hash != hh.block_hash:
-            report.forks.append(_fork(genesis, lh.height, (low.name, lh), (high.name, hh)))
+            report.forks.append(_fork(genesis, lh.height, (low_name, lh), (high_name, hh)))
         return
     try:
         view = high_source.block(lh.height)
-        theirs = certify_head(genesis, view["header"], view["commit"])
+        theirs = certify_head(genesis, view["header"], view["commit"], sets)
     except AuditError as exc:
         report.inconsistencies.append(
-            f"{high.name} serves block {lh.height} with a bad certificate: {exc}"
+            f"{high_name} serves block {lh.height} with a bad certificate: {exc}"
         )
         return
     if theirs.block_hash != lh.block_hash:
-        report.forks.append(_fork(genesis, lh.height, (low.name, lh), (high.name, theirs)))
+        report.forks.append(_fork(genesis, lh.height, (low_name, lh), (high_name, theirs)))
         return
     if lh.log_size in (0, hh.log_size):
         if lh.log_size == hh.log_size and lh.log_root != hh.log_root:
-            report.inconsistencies.append(f"{low.name} and {high.name}: same size, other root")
+            report.inconsistencies.append(f"{low_name} and {high_name}: same size, other root")
         return
     proof = high_source.consistency(lh.log_size, hh.log_size)
     if not verify_consistency(
         lh.log_size, hh.log_size, lh.log_root, hh.log_root, proof.get("path", [])
     ):
         report.inconsistencies.append(
-            f"{high.name}'s log of {hh.log_size} txs does not extend {low.name}'s of "
+            f"{high_name}'s log of {hh.log_size} txs does not extend {low_name}'s of "
             f"{lh.log_size} (consistency proof fails)"
         )
 
@@ -399,26 +423,26 @@ def audit_nodes(genesis: Genesis, sources: dict[str, NodeSource]) -> AuditReport
         node = NodeHead(name)
         try:
             view = source.head()
-            node.head = certify_head(genesis, view["header"], view["commit"])
+            node.sets = proven_sets(genesis, source, view.get("header"))
+            node.head = certify_head(genesis, view["header"], view["commit"], node.sets)
             if view.get("block_hash") != node.head.block_hash:
                 node.error = "the head's block_hash is not the hash of its header"
-        except AuditError as exc:
+        except (AuditError, SetProofError) as exc:
             node.error = str(exc)
         except AlmonerError as exc:
             node.error, node.unreachable = str(exc), True
         nodes.append(node)
     report = AuditReport(nodes)
-    good = [n for n in nodes if n.head is not None and n.error is None]
-    top = max((n.head.height for n in good if n.head is not None), default=0)
-    report.lagging = [n.name for n in good if n.head is not None and n.head.height < top]
+    good = [(n, n.head) for n in nodes if n.head is not None and n.error is None]
+    top = max((head.height for _, head in good), default=0)
+    report.lagging = [n.name for n, head in good if head.height < top]
     for i, a in enumerate(good):
         for b in good[i + 1 :]:
-            assert a.head is not None and b.head is not None
-            low, high = (a, b) if a.head.height <= b.head.height else (b, a)
+            low, high = (a, b) if a[1].height <= b[1].height else (b, a)
             try:
-                _compare(genesis, report, low, high, sources[high.name])
+                _compare(genesis, report, low, high, sources[high[0].name])
             except AlmonerError as exc:
-                high.error, high.unreachable = str(exc), True
+                high[0].error, high[0].unreachable = str(exc), True
     seen: dict[tuple[bytes, int, int, str], dict[str, Any]] = {}
     for name, source in sources.items():
         node = next(n for n in nodes if n.name == name)

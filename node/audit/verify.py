@@ -1,4 +1,4 @@
-"""The independent verifier (PROTOCOL.md §5): replay a whole chain from its genesis, trusting
+"""The independent verifier (docs/spec/08): replay a whole chain from its genesis, trusting
 no node, and report the first violation, the final head, and what the ledger holds.
 
     report = verify_chain(genesis, items, jobs=4, progress=bar.update)
@@ -54,7 +54,7 @@ from almoner.node.chain.state import decode_record, fund_balances, list_evidence
 from almoner.node.chain.store import KVReader, KVStore, LevelStore, MemoryStore
 from almoner.node.errors import AlmonerError
 
-# Every rule a violation may name (PROTOCOL.md §5: a §2 error code or a block rule).
+# Every rule a violation may name (docs/spec/08-verify.md: a §2 error code or a block rule).
 BLOCK_RULES = frozenset(
     {
         "bad_link",
@@ -361,7 +361,7 @@ _VERIFIER = NodeVerifier()
 def _check_block(
     ledger: Ledger, raw: bytes, verified: frozenset[bytes]
 ) -> tuple[Violation | None, ExecutedBlock | None]:
-    """One block in PROTOCOL.md §5 order; commits it to the replay when it is valid."""
+    """One block in docs/spec/08-verify.md order; commits it to the replay when it is valid."""
     height = ledger.head.height + 1
     try:
         item = _unpack_item(raw)

@@ -9,7 +9,7 @@ and by re-executing it against our own state. Catch-up, verify and audit all cal
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterator
+from collections.abc import Container
 from typing import Any
 
 from almoner.consensus import Certificate, CertificateError, Verifier, verify_certificate
@@ -32,7 +32,7 @@ def check_certified_block(
     verifier: Verifier,
     verified: Container[bytes] = frozenset(),
 ) -> ExecutedBlock:
-    """Certificate first, then header and txs (PROTOCOL.md §5 order); raise BlockError.
+    """Certificate first, then header and txs (docs/spec/08-verify.md order); raise BlockError.
 
     The certificate must prove this header at the header's own height, so a block that
     does not follow the head (a dropped block) is reported by the header rule it breaks
@@ -65,13 +65,43 @@ def check_certified_block(
     return ledger.execute_block(block, verified=verified)
 
 
-def iter_stream(data: bytes, max_item: int = MAX_STREAM_BYTES) -> Iterator[Any]:
-    """Strictly decoded items of a msgpack stream, as sent by GET /v1/blocks."""
+BLOCKS_PATH = "/v1/blocks"
+
+
+def block_range_query(start: int, limit: int) -> dict[str, int]:
+    """The query of `GET /v1/blocks` for heights start .. start + limit - 1 (ask for it
+    with Accept: MSGPACK to get the stream of items)."""
+    return {"from": start, "limit": limit}
+
+
+def block_range_items(status: int, content: bytes, source: str, start: int) -> list[bytes]:
+    """The raw `{"block", "commit"}` items of one `GET /v1/blocks` answer, or SyncError.
+
+    Catch-up (async, in the server) and the audit client (sync) both fetch through this,
+    so what counts as a usable answer is decided in one place.
+    """
+    if status != 200:
+        raise SyncError(f"{source} answered HTTP {status} for blocks from {start}")
+    if len(content) > MAX_STREAM_BYTES:
+        raise SyncError(f"{source} sent an oversized block stream")
     try:
-        for raw in split_stream(data):
-            yield decode(raw, max_size=max_item)
+        return split_stream(content)
     except AlmonerError as exc:
-        raise SyncError(f"block stream does not decode: {exc}") from exc
+        raise SyncError(f"{source} sent a block stream that does not parse: {exc}") from exc
+
+
+def parse_block_items(raws: list[bytes], source: str) -> list[tuple[Any, Any]]:
+    """(block, certificate) pairs of raw stream items, strictly decoded, shape-checked only."""
+    items = []
+    for raw in raws:
+        try:
+            item = decode(raw, max_size=MAX_STREAM_BYTES)
+        except AlmonerError as exc:
+            raise SyncError(f"block stream does not decode: {exc}") from exc
+        if not isinstance(item, dict) or set(item) != {"block", "commit"}:
+            raise SyncError(f"{source} sent a block stream item of the wrong shape")
+        items.append((item["block"], item["commit"]))
+    return items
 
 
 def encode_stream_item(block: dict[str, Any], cert: dict[str, Any]) -> bytes:
@@ -80,9 +110,8 @@ def encode_stream_item(block: dict[str, Any], cert: dict[str, Any]) -> bytes:
 
 def parse_block_stream(data: bytes, source: str) -> list[tuple[Any, Any]]:
     """(block, certificate) pairs of a GET /v1/blocks msgpack stream, shape-checked only."""
-    items = []
-    for item in iter_stream(data):
-        if not isinstance(item, dict) or set(item) != {"block", "commit"}:
-            raise SyncError(f"{source} sent a block stream item of the wrong shape")
-        items.append((item["block"], item["commit"]))
-    return items
+    try:
+        raws = split_stream(data)
+    except AlmonerError as exc:
+        raise SyncError(f"block stream does not decode: {exc}") from exc
+    return parse_block_items(raws, source)

@@ -1,4 +1,4 @@
-"""Canonical MessagePack: the only way protocol objects become bytes (PROTOCOL.md §1).
+"""Canonical MessagePack: the only way protocol objects become bytes (docs/spec/01-encoding.md).
 
 Signatures and hashes are only meaningful if every party derives the same bytes from the
 same value, so there is exactly one encoder, and the decoder accepts an input only when
@@ -17,6 +17,14 @@ from almoner.node.errors import CodecError
 INT_MIN = -(2**63)
 INT_MAX = 2**63 - 1
 DEFAULT_MAX_SIZE = 64 * 1024
+# The HTTP media type of these bytes (Accept / Content-Type), for every client and server.
+MSGPACK = "application/msgpack"
+# Deepest container nesting a decoder accepts: a block holds txs whose evidence bodies
+# hold votes (six levels); p2p payloads add two. Anything deeper is an attack.
+MAX_DEPTH = 32
+# Elements in one submitted batch: enough for any platform's burst, and bounded so one
+# request's work (each element is decoded and checked) stays well under a second or two.
+MAX_BATCH_ITEMS = 10_000
 
 Value = None | bool | int | str | bytes | list[Any] | dict[str, Any]
 
@@ -86,22 +94,33 @@ def _reject_ext(code: int, data: bytes) -> Any:
     raise CodecError("malformed", f"ext type {code} is not allowed")
 
 
-def _check_types(value: Any) -> None:
-    if value is None or isinstance(value, bool | str | bytes):
-        return
-    if isinstance(value, int):
-        if not INT_MIN <= value <= INT_MAX:
-            raise CodecError("malformed", f"integer {value} outside the signed 64-bit range")
-        return
-    if isinstance(value, list):
-        for item in value:
-            _check_types(item)
-        return
-    if isinstance(value, dict):
-        for item in value.values():
-            _check_types(item)
-        return
-    raise CodecError("malformed", f"type {type(value).__name__} is not allowed in the protocol")
+def _check_types(value: Any, max_depth: int = MAX_DEPTH) -> None:
+    """Allowed types only, nested at most `max_depth` containers deep.
+
+    Iterative on purpose: msgpack itself unpacks up to 1024 levels, and a recursive walk
+    (or the canonical re-encoding) of such an object would hit Python's recursion limit
+    outside any error handling. No protocol object nests more than a few levels.
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if item is None or isinstance(item, bool | str | bytes):
+            continue
+        if isinstance(item, int):
+            if not INT_MIN <= item <= INT_MAX:
+                raise CodecError("malformed", f"integer {item} outside the signed 64-bit range")
+            continue
+        if isinstance(item, list | dict):
+            if depth >= max_depth:
+                raise CodecError(
+                    "malformed",
+                    f"containers nested over {max_depth} deep",
+                    {"limit": max_depth},
+                )
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+            continue
+        raise CodecError("malformed", f"type {type(item).__name__} is not allowed in the protocol")
 
 
 def decode(data: bytes, max_size: int = DEFAULT_MAX_SIZE) -> Any:
@@ -150,12 +169,23 @@ def _unpacker(data: bytes) -> Any:
     return unpacker
 
 
-def split_array(data: bytes) -> list[bytes]:
-    """The raw bytes of each element of one msgpack array, so each can be judged alone."""
+def split_array(data: bytes, max_items: int = MAX_BATCH_ITEMS) -> list[bytes]:
+    """The raw bytes of each element of one msgpack array, so each can be judged alone.
+
+    The element count is checked from the header before any element is read: a batch of
+    a million elements is refused as `too_large` in microseconds.
+    """
     unpacker = _unpacker(data)
     try:
+        count = unpacker.read_array_header()
+        if count > max_items:
+            raise CodecError(
+                "too_large",
+                f"array of {count} elements, over the {max_items}-element limit",
+                {"items": count, "limit": max_items},
+            )
         items = []
-        for _ in range(unpacker.read_array_header()):
+        for _ in range(count):
             start = unpacker.tell()
             unpacker.skip()
             items.append(data[start : unpacker.tell()])
@@ -201,17 +231,19 @@ def decode_payload(data: bytes) -> Any:
     re-encoded or strictly decoded where they are used.
     """
     try:
-        return msgpack.unpackb(
+        value = msgpack.unpackb(
             data, raw=False, use_list=True, strict_map_key=False, ext_hook=_reject_ext
         )
     except CodecError:
         raise
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise CodecError("malformed", f"payload does not decode: {exc}") from exc
+    _check_types(value)
+    return value
 
 
 def to_json_view(value: Any) -> Any:
-    """The JSON view of a protocol value: bin fields become lowercase hex (PROTOCOL.md §1)."""
+    """The JSON view of a protocol value: bin fields become lowercase hex (docs/spec/01)."""
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, list | tuple):

@@ -1,4 +1,4 @@
-"""The node's side of `consensus.crypto`: Ed25519 over PROTOCOL.md §4's sign-bytes.
+"""The node's side of `consensus.crypto`: Ed25519 over docs/spec/06's sign-bytes.
 
 The consensus package defines what it needs signed and verified; this module supplies the
 bytes (`node.signing`) and the keys (`node.crypto`), so the machine never learns either.

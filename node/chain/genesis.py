@@ -1,4 +1,4 @@
-"""The genesis document (PROTOCOL.md §3): parsing, validation and its hash.
+"""The genesis document (docs/spec/05-chain.md): parsing, validation and its hash.
 
 The genesis hash is what a regulator pins: every later check of the chain starts from it,
 so the parser accepts exactly the documented key set and nothing that could make two
@@ -37,7 +37,7 @@ DEFAULT_PARAMS: dict[str, int] = {
 
 
 class GenesisError(AlmonerError):
-    """The genesis document does not follow PROTOCOL.md §3."""
+    """The genesis document does not follow docs/spec/05-chain.md."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class Genesis:
 
     @property
     def validator_keys(self) -> list[bytes]:
-        """Validators in genesis order: the proposer rotation of PROTOCOL.md §4."""
+        """Validators in genesis order: the proposer rotation of docs/spec/06."""
         return [v.pubkey for v in self.validators]
 
 

@@ -1,4 +1,4 @@
-"""Key files (INTERFACES.md "Files"): JSON, mode 0600, optionally sealed with a passphrase.
+"""Key files (docs/spec/02): JSON, mode 0600, optionally sealed with a passphrase.
 
 A validator's or a party's seed is the one secret that lets someone speak for an
 organisation, so loading refuses files that other users can read, and a wrong passphrase
@@ -29,11 +29,14 @@ class KeyFileError(AlmonerError):
 _KDF = nacl.pwhash.argon2id
 
 
-def _seal(seed: bytes, passphrase: str) -> dict[str, Any]:
-    salt = nacl.utils.random(_KDF.SALTBYTES)
+def _seal(
+    seed: bytes, passphrase: str, salt: bytes | None = None, nonce: bytes | None = None
+) -> dict[str, Any]:
+    """Fixed `salt`/`nonce` are only for reproducible conformance vectors."""
+    salt = nacl.utils.random(_KDF.SALTBYTES) if salt is None else salt
     opslimit, memlimit = _KDF.OPSLIMIT_INTERACTIVE, _KDF.MEMLIMIT_INTERACTIVE
     key = _KDF.kdf(nacl.secret.SecretBox.KEY_SIZE, passphrase.encode(), salt, opslimit, memlimit)
-    nonce = nacl.utils.random(nacl.secret.SecretBox.NONCE_SIZE)
+    nonce = nacl.utils.random(nacl.secret.SecretBox.NONCE_SIZE) if nonce is None else nonce
     ciphertext = nacl.secret.SecretBox(key).encrypt(seed, nonce).ciphertext
     return {
         "kdf": "argon2id",
@@ -45,12 +48,18 @@ def _seal(seed: bytes, passphrase: str) -> dict[str, Any]:
     }
 
 
-def key_file_document(key: KeyPair, passphrase: str | None = None) -> dict[str, Any]:
+def key_file_document(
+    key: KeyPair,
+    passphrase: str | None = None,
+    *,
+    salt: bytes | None = None,
+    nonce: bytes | None = None,
+) -> dict[str, Any]:
     doc: dict[str, Any] = {"type": "ed25519", "public_key": key.public_key.hex()}
     if passphrase is None:
         doc["secret_key"] = key.seed.hex()
     else:
-        doc.update(_seal(key.seed, passphrase))
+        doc.update(_seal(key.seed, passphrase, salt, nonce))
     return doc
 
 

@@ -18,9 +18,10 @@ from almoner.node.chain import schema
 from almoner.node.chain.codec import H, decode, decode_stored, encode
 from almoner.node.chain.contract.engine import check_and_apply, seed_genesis
 from almoner.node.chain.genesis import Genesis
+from almoner.node.chain.indexes import index_block, index_genesis, rebuild
 from almoner.node.chain.merkle import root_of
 from almoner.node.chain.merkle_log import MerkleLog
-from almoner.node.chain.signing import block_hash
+from almoner.node.chain.signing import block_hash, tx_id
 from almoner.node.chain.state import validators_at
 from almoner.node.chain.store import KVStore, Overlay
 from almoner.node.chain.validator_sets import BASE_VERSION, SUPPORTED_VERSION, version_at
@@ -45,7 +46,7 @@ VERSIONED_HEADER_KEYS = HEADER_KEYS | {"version"}
 
 
 class BlockError(AlmonerError):
-    """A block breaks a rule; `rule` is a PROTOCOL.md §2 code or one of the §5 block rules."""
+    """A block breaks a rule; `rule` is a docs/spec/03 code or one of the §5 block rules."""
 
     def __init__(self, rule: str, message: str, tx_index: int | None = None) -> None:
         super().__init__(message)
@@ -124,13 +125,28 @@ class Ledger:
             overlay.put(schema.META_GENESIS_HASH, self.genesis.hash)
             overlay.put(schema.META_GENESIS, encode(self.genesis.to_protocol()))
             seed_genesis(overlay, self.genesis)
+            index_genesis(overlay, self.genesis)
             self.store.write(overlay.changes(), sync=True)
+            return
+        if schema.from_u64(version) in schema.UPGRADABLE_FROM:
+            self._check_identity()
+            self._upgrade(schema.from_u64(version))
             return
         if schema.from_u64(version) != schema.SCHEMA_VERSION:
             raise StoreError(
                 f"the store has schema version {schema.from_u64(version)}, this node needs "
                 f"{schema.SCHEMA_VERSION}; migrate or re-sync the data directory"
             )
+        self._check_identity()
+
+    def _upgrade(self, version: int) -> None:
+        """A store of an older schema gets the secondary indexes built from its blocks."""
+        raw = self.store.get(schema.META_HEAD)
+        head = 0 if raw is None else int(_decode_stored(raw, "head")["height"])
+        rebuild(self.store, self.genesis, head, lambda block: [tx_id(tx) for tx in block["txs"]])
+        self.store.write({schema.META_SCHEMA_VERSION: schema.u64(schema.SCHEMA_VERSION)}, sync=True)
+
+    def _check_identity(self) -> None:
         stored_chain = (self.store.get(schema.META_CHAIN_ID) or b"").decode(errors="replace")
         if stored_chain != self.chain_id:
             raise StoreError(
@@ -285,7 +301,7 @@ class Ledger:
         verified: Container[bytes] = frozenset(),
         check_limits: bool = True,
     ) -> ExecutedBlock:
-        """Check a block against the head in PROTOCOL.md §5 order; raise BlockError."""
+        """Check a block against the head in docs/spec/08-verify.md order; raise BlockError."""
         header = self.check_header(block)
         height = header["height"]
         overlay = Overlay(self.store)
@@ -388,6 +404,7 @@ class Ledger:
         ):
             raise BlockError("bad_link", f"block {height} no longer extends the head")
         overlay = executed.overlay
+        index_block(overlay, executed.block, executed.tx_ids)
         overlay.put(schema.BLOCK + schema.u64(height), encode(executed.block))
         overlay.put(schema.CERT + schema.u64(height), encode(certificate))
         overlay.put(schema.BLOCK_BY_HASH + executed.block_hash, schema.u64(height))

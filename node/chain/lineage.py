@@ -210,8 +210,18 @@ def record_hops(state: Overlay, pieces: list[Piece], hop: dict[str, Any], to: Fu
         state.put(schema.DONATION_HOP + donation_key(platform, donation) + u64(seq), encode(record))
 
 
-def trace(reader: KVReader, platform: bytes, donation_id: str) -> dict[str, Any] | None:
-    """The lineage of one donation (PROTOCOL.md §2), or None if it was never recorded."""
+def trace(
+    reader: KVReader,
+    platform: bytes,
+    donation_id: str,
+    hops_from: int = 0,
+    hops_limit: int | None = None,
+) -> dict[str, Any] | None:
+    """The lineage of one donation (docs/spec/03), or None if it was never recorded.
+
+    `hops_from`/`hops_limit` select a page of the hops (a busy donation can have
+    thousands); only that page is decoded. `hops_total` counts them all.
+    """
     donation = get_donation(reader, platform, donation_id)
     if donation is None:
         return None
@@ -220,10 +230,12 @@ def trace(reader: KVReader, platform: bytes, donation_id: str) -> dict[str, Any]
         for k in ("platform", "donation", "charity", "amount", "currency", "tx_id", "height")
     }
     view["confirmed"] = donation["confirmed"]
-    hops = [
-        decode_record(raw)
-        for _, raw in reader.iterate(schema.DONATION_HOP + donation_key(platform, donation_id))
-    ]
+    hops: list[dict[str, Any]] = []
+    total = 0
+    for _, raw in reader.iterate(schema.DONATION_HOP + donation_key(platform, donation_id)):
+        if total >= hops_from and (hops_limit is None or len(hops) < hops_limit):
+            hops.append(decode_record(raw))
+        total += 1
     held: dict[tuple[bytes, str], int] = {}
     for _, fund, lot in _donation_lots(reader, platform, donation_id):
         where = (fund.charity, fund.name)
@@ -231,6 +243,7 @@ def trace(reader: KVReader, platform: bytes, donation_id: str) -> dict[str, Any]
     return {
         "donation": view,
         "hops": hops,
+        "hops_total": total,
         "held": [
             {"charity": charity, "fund": fund, "amount": amount}
             for (charity, fund), amount in sorted(

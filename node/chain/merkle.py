@@ -1,6 +1,6 @@
 """RFC 9162 §2.1 Merkle tree hashing and proof verification, as pure functions.
 
-The block header commits to two trees of this shape (PROTOCOL.md §3): `txs_root` over one
+The block header commits to two trees of this shape (docs/spec/05-chain.md): `txs_root` over one
 block's tx_ids and `log_root` over every tx ever committed. A donor, an auditor or the
 `verify` tool must reach the same bytes as every node with nothing but these functions, so
 they take plain bytes, touch no store and follow the RFC's algorithms step by step; the
@@ -105,7 +105,7 @@ def verify_consistency(
     """RFC 9162 §2.1.4.2: does `path` prove the tree of `second` leaves (hash `second_root`)
     extends the tree of `first` leaves (hash `first_root`)?
 
-    PROTOCOL.md §3 requires 1 <= first <= second; first == second is proven by an empty
+    docs/spec/05-chain.md requires 1 <= first <= second; first == second is proven by an empty
     path and equal roots, a case the RFC's algorithm itself does not cover.
     """
     if not (1 <= first <= second) or not _is_hash(first_root) or not _is_hash(second_root):

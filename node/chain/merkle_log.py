@@ -1,4 +1,4 @@
-"""The ledger-wide append-only Merkle log (PROTOCOL.md §3), persisted in the node's store.
+"""The ledger-wide append-only Merkle log (docs/spec/05-chain.md), persisted in the node's store.
 
 Every header commits to `log_size`/`log_root`, and a donor holding a receipt from an old
 head must be able to get inclusion and consistency proofs against any later head. So the
@@ -135,7 +135,7 @@ class MerkleLog:
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         """RFC 9162 §2.1.4.1 PROOF(first, D[second]) for any 1 <= first <= second <= size();
-        first == second gives the empty path (PROTOCOL.md §3)."""
+        first == second gives the empty path (docs/spec/05-chain.md)."""
         current = self.size()
         if not 1 <= first <= second <= current:
             raise ValueError(

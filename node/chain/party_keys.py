@@ -62,8 +62,9 @@ def rotate(state: Overlay, party: bytes, new_key: bytes, height: int) -> bytes:
     key. The caller checked `key_in_use(new_key)` is False."""
     old_key = current_key(state, party)
     previous = key_owner(state, old_key)
-    since = 0 if previous is None else previous["from_height"]
-    if previous is None:
+    if previous is not None:
+        since = previous["from_height"]
+    else:  # the party's first key: valid since it was registered
         registered = get_party(state, party)
         since = 0 if registered is None else registered["registered_height"]
     write_record(

@@ -10,7 +10,10 @@ strings are length-prefixed with one byte so no key is a prefix of another):
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 2 added the secondary indexes (i/…); a version-1 store is upgraded on open by
+# building them from its blocks (`node.chain.indexes.rebuild`), nothing else changes.
+UPGRADABLE_FROM = (1,)
 
 # -- metadata ---------------------------------------------------------------------------
 META_SCHEMA_VERSION = b"meta/schema_version"
@@ -55,9 +58,34 @@ KEY_OWNER = b"s/ko/"  # + signing key -> {party, from_height, until_height} once
 PARTY_KEY = b"s/pk/"  # + party id -> the party's current signing key (after a rotation)
 PARTY_EVENT = b"s/pe/"  # + party id + u64(height) + u64(index) -> one key/status change
 
+# -- secondary indexes (query API and explorer; node.chain.indexes) ----------------------
+# Written by `Ledger.commit` in the block's own batch. `seq` is the inverted position of a
+# tx, u64(2^64-1-height) + u32(2^32-1-index), so a forward scan lists newest first.
+# Derived data, not replicated state: rebuilt from the blocks when missing.
+IX_PREFIX = b"i/"
+IX_HEIGHT_TIME = b"i/ht/"  # + height -> u64 block time (ms)
+IX_TIME_HEIGHT = b"i/th/"  # + u64 block time -> height (times strictly increase)
+IX_DONATIONS = b"i/d/"  # + seq -> donation key (platform + lstr(id))
+IX_DONATIONS_BY_CHARITY = b"i/dc/"  # + charity + seq -> donation key
+IX_DONATIONS_BY_FUND = b"i/df/"  # + charity + lstr(fund) + seq -> donation key
+IX_DONATIONS_BY_PLATFORM = b"i/dp/"  # + platform + seq -> donation key
+IX_UNCONFIRMED = b"i/du/"  # + seq -> donation key, deleted on confirm
+IX_UNCONFIRMED_BY_CHARITY = b"i/dv/"  # + charity + seq -> donation key, deleted on confirm
+IX_CONFIRMED = b"i/dy/"  # + seq (of the donation) -> donation key, written on confirm
+IX_CONFIRMED_BY_CHARITY = b"i/dz/"  # + charity + seq -> donation key, written on confirm
+IX_DONATION_IDS = b"i/di/"  # + lstr(donation id) + platform -> b"" (search by id)
+IX_DISBURSEMENTS = b"i/ds/"  # + charity + seq -> disbursement record
+IX_DISBURSEMENTS_BY_CATEGORY = b"i/dk/"  # + charity + lstr(category) + seq -> record
+IX_PARTIES_BY_ROLE = b"i/pr/"  # + lstr(role) + pubkey -> b""
+IX_ATTESTATIONS = b"i/at/"  # + charity + seq -> attestation key
+IX_FUND_TOTALS = b"i/ft/"  # + fund key -> {donated, transferred_in, transferred_out, ...}
+IX_CHARITY_PERIOD = b"i/cp/"  # + charity + lstr(currency) + lstr("YYYY-MM") -> totals
+IX_CHARITY_COUNTS = b"i/cc/"  # + charity -> {donations, confirmed}
+IX_FLOW = b"i/fl/"  # + charity + lstr(currency) + lstr(source) + lstr(target) -> amount
+
 # -- node-local (not part of the replicated state) --------------------------------------
-CONSENSUS_WAL = b"x/wal/"  # consensus persisted state (own votes, lock), per validator node
-PENDING_EVIDENCE = b"x/ev/"  # evidence seen but not yet committed
+# A validator's consensus persisted state (own votes, lock); the bytes predate the name.
+CONSENSUS_STATE = b"x/wal/"
 
 
 def u64(n: int) -> bytes:

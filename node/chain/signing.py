@@ -1,4 +1,4 @@
-"""One sign-bytes function per signed type, and the header hash (PROTOCOL.md §1, §4).
+"""One sign-bytes function per signed type, and the header hash (docs/spec/01-encoding.md, §4).
 
 Every signature in the system is made and checked over bytes built here, with a domain
 tag, so a vote can never be replayed as a tx or a proposal, and a prevote never as a
@@ -19,7 +19,8 @@ VOTE_TAG = b"almoner/vote/1"
 HEADER_TAG = b"almoner/header/1"
 # Governance (docs/governance.md): the new key's proof of possession in a key rotation.
 ROTATE_TAG = b"almoner/rotate/1"
-# Not in PROTOCOL.md: validator-to-validator envelopes (docs/protocol.md, "p2p").
+# Validator-to-validator envelopes (docs/spec/06-consensus-and-p2p.md, "P2P envelopes").
+P2P_TAG = b"almoner/p2p/1"
 
 
 def sign_bytes(tag: bytes, obj: dict[str, Any]) -> bytes:
@@ -87,6 +88,10 @@ def rotation_sign_bytes(chain: str, party: bytes, new_key: bytes) -> bytes:
     The chain and the party are inside, so the proof can be neither replayed on another
     chain nor used to hand the key to another party."""
     return sign_bytes(ROTATE_TAG, {"chain": chain, "party": party, "new_key": new_key})
+
+
+def p2p_sign_bytes(envelope: dict[str, Any]) -> bytes:
+    return sign_bytes(P2P_TAG, envelope)
 
 
 def block_hash(header: dict[str, Any]) -> bytes:

@@ -2,7 +2,7 @@
 
 Everything here can be decided from the tx bytes and the chain id alone, so the API, the
 mempool and `verify` reject a bad tx before touching state. The checks run in the order
-PROTOCOL.md §2 fixes (envelope, `wrong_chain`, `unknown_type`, body, signature): a client
+docs/spec/03 fixes (envelope, `wrong_chain`, `unknown_type`, body, signature): a client
 that breaks two rules at once must get the same code from every node.
 
 Each body is declared as a table of (field, checker) in the spec's order; a checker raises
@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pycountry
+
 from almoner.node.chain import signing
 from almoner.node.chain.codec import INT_MAX, decode, encode
 from almoner.node.chain.crypto import KeyPair, verify
@@ -22,6 +24,13 @@ from almoner.node.errors import ProtocolError, invalid_field
 
 MAX_TX_BYTES = 65536
 MAX_AMOUNT = 10**15
+# `received_at` (unix ms) must be a time a real donation can have: from 2000-01-01 to
+# 2100-01-01 UTC. Documented in docs/contract.md; a wider field invites garbage.
+RECEIVED_AT_MIN = 946_684_800_000
+RECEIVED_AT_MAX = 4_102_444_800_000
+# ISO 4217 codes as Debian's iso-codes lists them (shipped by pycountry): the current
+# codes plus the funds and special codes (XXX, XTS, XAU...). Withdrawn codes are refused.
+CURRENCIES = frozenset(c.alpha_3 for c in pycountry.currencies)
 MAX_EVIDENCE = 16
 GENERAL_FUND = "general"
 
@@ -108,6 +117,8 @@ def nullable(inner: Checker) -> Checker:
 def currency(value: Any, path: str) -> None:
     if not isinstance(value, str) or len(value) != 3 or any(not "A" <= c <= "Z" for c in value):
         raise invalid_field(path, "must be an ISO 4217 code of 3 uppercase letters")
+    if value not in CURRENCIES:
+        raise invalid_field(path, f"{value} is not an ISO 4217 currency code")
 
 
 def list_of(item: Checker, max_items: int, min_items: int = 0) -> Checker:
@@ -197,7 +208,7 @@ BODY_FIELDS: dict[str, tuple[tuple[str, Checker], ...]] = {
         ("campaign", nullable(CAMPAIGN_ID)),
         ("amount", AMOUNT),
         ("currency", currency),
-        ("received_at", UINT),
+        ("received_at", int_range(RECEIVED_AT_MIN, RECEIVED_AT_MAX)),
     ),
     "donation.confirm": (("platform", BIN32), ("donation", ID)),
     "funds.transfer": (

@@ -15,7 +15,7 @@ from typing import Any
 from almoner.node.chain import schema
 from almoner.node.chain.codec import encode
 from almoner.node.chain.schema import u64
-from almoner.node.chain.state import decode_record, read_record, validators_at, write_record
+from almoner.node.chain.state import decode_record, read_record, write_record
 from almoner.node.chain.store import KVReader, Overlay
 
 # Like CometBFT's H+2: a change adopted in block H is in force from height H+2.
@@ -50,10 +50,6 @@ def set_history(reader: KVReader) -> list[dict[str, Any]]:
         for key, raw in reader.iterate(schema.VALIDATORS)
         for keys in [decode_record(raw)]
     ]
-
-
-def set_at(reader: KVReader, height: int) -> list[bytes]:
-    return validators_at(reader, height)
 
 
 def validator_info(reader: KVReader, pubkey: bytes) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""The read views of INTERFACES.md, built from the ledger with protocol bytes intact.
+"""The read views of docs/spec/07-http-api.md, built from the ledger with protocol bytes intact.
 
 Views keep `bytes` as bytes: the HTTP layer renders them as hex JSON or as msgpack,
 so the JSON view always maps back to the exact protocol bytes.
@@ -14,11 +14,20 @@ from almoner.node.chain.lineage import trace
 from almoner.node.chain.party_keys import party_id_for
 from almoner.node.chain.signing import block_hash, tx_id
 from almoner.node.chain.state import fund_balances, get_donation, get_party, list_evidence
-from almoner.node.errors import ProtocolError
+from almoner.node.chain.tx import ID as DONATION_ID
+from almoner.node.errors import ProtocolError, StoreError
 
 
 def not_found(what: str) -> ProtocolError:
     return ProtocolError("not_found", f"{what} not found")
+
+
+def stored_block(ledger: Ledger, height: int) -> dict[str, Any]:
+    """A block an index says is committed; its absence means the store is corrupt."""
+    block = ledger.block_at(height)
+    if block is None:
+        raise StoreError(f"the store is corrupt: block {height} is indexed but missing")
+    return block
 
 
 def head_view(ledger: Ledger) -> dict[str, Any]:
@@ -26,8 +35,9 @@ def head_view(ledger: Ledger) -> dict[str, Any]:
     height = ledger.head.height
     if height == 0:
         raise not_found("no block has been committed yet; the head")
-    block, cert = ledger.block_at(height), ledger.certificate_at(height)
-    assert block is not None and cert is not None
+    block, cert = stored_block(ledger, height), ledger.certificate_at(height)
+    if cert is None:
+        raise StoreError(f"the store is corrupt: the certificate of block {height} is missing")
     return {"block_hash": ledger.head.block_hash, "header": block["header"], "commit": cert}
 
 
@@ -68,8 +78,7 @@ def certified_head_at_size(ledger: Ledger, size: int | None) -> tuple[int, bytes
             f"proof_size: no certified head has log_size {size}",
             {"field": "proof_size"},
         )
-    block = ledger.block_at(height)
-    assert block is not None
+    block = stored_block(ledger, height)
     return height, block_hash(block["header"]), size
 
 
@@ -84,8 +93,7 @@ def receipt(ledger: Ledger, tx_id: bytes, proof_size: int | None = None) -> dict
             f"proof_size: the tx is not yet in a log of size {size}",
             {"field": "proof_size"},
         )
-    block = ledger.block_at(location["height"])
-    assert block is not None
+    block = stored_block(ledger, location["height"])
     return {
         "tx_id": tx_id,
         "status": "committed",
@@ -101,17 +109,36 @@ def committed_tx(ledger: Ledger, tx_id: bytes) -> dict[str, Any] | None:
     location = ledger.tx_location(tx_id)
     if location is None:
         return None
-    block = ledger.block_at(location["height"])
-    assert block is not None
+    block = stored_block(ledger, location["height"])
     tx: dict[str, Any] = block["txs"][location["index"]]
     return tx
 
 
-def trace_view(ledger: Ledger, platform: bytes, donation_id: str) -> dict[str, Any]:
-    lineage = trace(ledger.store, platform, donation_id)
+# Hops in one trace answer: a page of 1000 hops is ~1 MB of JSON with its proofs.
+TRACE_HOPS_MAX = 1000
+
+
+def trace_view(
+    ledger: Ledger,
+    platform: bytes,
+    donation_id: str,
+    hops_from: int = 0,
+    hops_limit: int = TRACE_HOPS_MAX,
+) -> dict[str, Any]:
+    """The trace with one page of hops (all of them up to TRACE_HOPS_MAX).
+
+    Added keys (not in the v1 shape of docs/spec/07-http-api.md): `hops_total`, and `hops_next`, the
+    `hops_from` of the next page or null when this page ends the list.
+    """
+    try:
+        DONATION_ID(donation_id, "donation_id")
+    except ProtocolError:
+        raise not_found(f"donation {donation_id[:80]!r} of platform {platform.hex()}") from None
+    hops_limit = max(1, min(hops_limit, TRACE_HOPS_MAX))
+    lineage = trace(ledger.store, platform, donation_id, hops_from, hops_limit)
     if lineage is None:
         raise not_found(f"donation {donation_id!r} of platform {platform.hex()}")
-    # Not in INTERFACES.md's shape (an added key): the charity's donation.confirm tx, so a
+    # An added key (docs/spec/07-http-api.md, trace): the charity's donation.confirm tx, so a
     # donor can check "confirmed" with a proof like every hop.
     record = get_donation(ledger.store, platform, donation_id)
     confirm_tx = record.get("confirm_tx") if record else None
@@ -129,8 +156,10 @@ def trace_view(ledger: Ledger, platform: bytes, donation_id: str) -> dict[str, A
         location = ledger.tx_location(tid)
         if location is not None and tid.hex() not in proofs:
             proofs[tid.hex()] = inclusion_proof(ledger, location["leaf_index"], head.log_size)
+    end = hops_from + len(lineage["hops"])
     return {
         **lineage,
+        "hops_next": end if end < lineage["hops_total"] else None,
         "confirmation": confirmation,
         # Added (docs/governance.md): keys and history of each party the trace names.
         "parties": trace_parties(ledger, lineage),

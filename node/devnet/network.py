@@ -1,10 +1,16 @@
 """A local network on one machine: keys, genesis and node homes in one directory.
 
-Layout (INTERFACES.md "devnet directory"): D/genesis.json, D/keys/validator-N.key,
+Layout (the devnet directory of docs/operators.md): D/genesis.json, D/keys/validator-N.key,
 D/keys/regulator.key, D/keys/platform-{1,2}.key, D/keys/charity-{1,2,3}.key,
 D/nodes/validator-N/ (node.toml, data/, node.log), D/urls.json. Creating it is
 idempotent: an existing directory is reused, so a second `make devnet` resumes the
 same chain.
+
+While `almoner devnet` runs it supervises its nodes: one node exiting is reported and
+the others keep running (a BFT network of four rides out one failure, and the devnet is
+where a user watches it do so). Another shell asks the supervisor to stop, start,
+restart or kill one node by dropping a request file into D/control/ (`request_action`);
+the supervisor owns the child processes, so it alone signals or starts them.
 """
 
 from __future__ import annotations
@@ -16,14 +22,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from almoner.node.server.config import CONFIG_NAME, write_config
 from almoner.node.chain.crypto import KeyPair
-from almoner.node.errors import AlmonerError
 from almoner.node.chain.genesis import (
     DEFAULT_PARAMS,
     Genesis,
@@ -33,6 +38,8 @@ from almoner.node.chain.genesis import (
     load_genesis,
 )
 from almoner.node.chain.keys import load_key_file, write_key_file
+from almoner.node.errors import AlmonerError
+from almoner.node.server.config import CONFIG_NAME, write_config
 
 CHAIN_ID = "almoner-devnet"
 PARTY_FILES = (
@@ -159,6 +166,14 @@ class NodeProcesses:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         log.close()
+        (home / "node.pid").write_text(f"{self.procs[name].pid}\n")
+
+    def reap(self) -> list[tuple[str, int]]:
+        """Nodes that exited since the last call, with their status; forgotten here."""
+        ended = [(n, p.returncode) for n, p in self.procs.items() if p.poll() is not None]
+        for name, _ in ended:
+            del self.procs[name]
+        return ended
 
     def start_all(self) -> None:
         for name in self.devnet.urls:
@@ -199,3 +214,136 @@ class NodeProcesses:
                 if time.monotonic() > deadline:
                     raise DevnetError(f"{name} at {url} did not become healthy in {timeout:.0f}s")
                 time.sleep(0.1)
+
+
+ACTIONS = ("stop", "start", "restart", "kill")
+CONTROL_DIR = "control"
+SUPERVISOR_PID = "devnet.pid"
+
+
+def node_name(devnet_root: Path, which: str) -> str:
+    """`3`, `validator-3` or `observer-0` -> the node's name in urls.json."""
+    urls = json.loads((Path(devnet_root) / "urls.json").read_text())
+    name = f"validator-{which}" if which.isascii() and which.isdigit() else which
+    if name not in urls:
+        raise DevnetError(f"no node {which!r} in this devnet (nodes: {', '.join(urls)})")
+    return name
+
+
+class Supervisor:
+    """Keeps a devnet's nodes running independently of one another.
+
+    `poll()` is called from the devnet's main loop: it reports nodes that exited (they
+    stay down until someone asks for them, or `restart_after` seconds when set) and
+    carries out control requests from D/control/, answering each in a .done file.
+    """
+
+    def __init__(
+        self,
+        procs: NodeProcesses,
+        say: Callable[[str], None],
+        restart_after: float | None = None,
+    ) -> None:
+        self.procs = procs
+        self.say = say
+        self.restart_after = restart_after
+        self.down: dict[str, float] = {}  # name -> when it went down (monotonic)
+        self.held: set[str] = set()  # stopped on request: never restarted automatically
+        self.control = procs.devnet.root / CONTROL_DIR
+
+    def __enter__(self) -> Supervisor:
+        self.control.mkdir(exist_ok=True)
+        for stale in self.control.iterdir():
+            stale.unlink()
+        (self.procs.devnet.root / SUPERVISOR_PID).write_text(f"{os.getpid()}\n")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        (self.procs.devnet.root / SUPERVISOR_PID).unlink(missing_ok=True)
+
+    def poll(self) -> None:
+        for name, status in self.procs.reap():
+            self.down[name] = time.monotonic()
+            running = len(self.procs.procs)
+            hint = (
+                f"restarting in {self.restart_after:.0f}s"
+                if self.restart_after is not None
+                else f"`almoner devnet node start {name} --dir {self.procs.devnet.root}` "
+                "brings it back"
+            )
+            self.say(
+                f"{name} exited with status {status}; the other {running} keep running "
+                f"(see {self.procs.devnet.home(name) / 'node.log'}); {hint}"
+            )
+        for request in sorted(self.control.glob("*.request")):
+            self._serve(request)
+        if self.restart_after is not None:
+            for name, since in list(self.down.items()):
+                if name not in self.held and time.monotonic() - since >= self.restart_after:
+                    try:
+                        self._start(name)
+                    except DevnetError as exc:
+                        self.down[name] = time.monotonic()
+                        self.say(f"{name} did not come back: {exc}")
+
+    def _serve(self, request: Path) -> None:
+        try:
+            action, name = request.read_text().split()
+            answer = self.act(action, name)
+        except (ValueError, DevnetError, OSError) as exc:
+            answer = f"error: {exc}"
+        request.with_suffix(".done").write_text(answer + "\n")
+        request.unlink(missing_ok=True)
+
+    def act(self, action: str, name: str) -> str:
+        if name not in self.procs.devnet.urls or action not in ACTIONS:
+            raise DevnetError(f"cannot {action} {name}")
+        if action in ("stop", "kill", "restart") and name in self.procs.procs:
+            sig = signal.SIGKILL if action == "kill" else signal.SIGTERM
+            status = self.procs.stop(name, sig)
+            self.down[name] = time.monotonic()
+            self.say(f"{name} {'killed' if action == 'kill' else 'stopped'} (status {status})")
+        if action in ("stop", "kill"):
+            self.held.add(name)
+            return f"{name} is down"
+        self._start(name)
+        return f"{name} is up at {self.procs.devnet.urls[name]}"
+
+    def _start(self, name: str) -> None:
+        self.held.discard(name)
+        self.down.pop(name, None)
+        if name not in self.procs.procs:
+            self.procs.start(name)
+            self.procs.wait_healthy([name])
+            self.say(f"{name} started again at {self.procs.devnet.urls[name]}")
+
+
+def supervisor_running(root: Path) -> bool:
+    try:
+        pid = int((Path(root) / SUPERVISOR_PID).read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def request_action(root: Path, action: str, name: str, timeout: float = 90) -> str:
+    """Ask the running `almoner devnet` in `root` to act on one node; its answer."""
+    if not supervisor_running(root):
+        raise DevnetError(f"no `almoner devnet` is running in {root}")
+    control = Path(root) / CONTROL_DIR
+    stem = f"{time.time_ns()}-{os.getpid()}"
+    tmp = control / f"{stem}.tmp"
+    tmp.write_text(f"{action} {name}\n")
+    tmp.rename(control / f"{stem}.request")
+    done = control / f"{stem}.done"
+    deadline = time.monotonic() + timeout
+    while not done.exists():
+        if time.monotonic() > deadline:
+            raise DevnetError(f"the devnet did not answer within {timeout:.0f}s")
+        time.sleep(0.1)
+    answer = done.read_text().strip()
+    done.unlink()
+    if answer.startswith("error: "):
+        raise DevnetError(answer.removeprefix("error: "))
+    return answer

@@ -1,30 +1,37 @@
-"""The HTTP API of INTERFACES.md, served by every node.
+"""The HTTP API of docs/spec/07-http-api.md, served by every node.
 
 Handlers are thin: they parse, call the ledger/mempool/driver, and render. Every failure
-is a `{"error": {code, message, details}}` body with the status PROTOCOL.md §2 gives for
-the code; no input can produce a 500, commit anything, or stop the node.
+is a `{"error": {code, message, details}}` body with the status docs/spec/04-errors.md
+gives for the code; no input can produce a 500, commit anything, or stop the node.
 
 The API depends only on `NodeServices` (services.py). Routes come in groups, one
-`APIRouter` each (writes, reads, health); `create_app` includes them in that
+`APIRouter` each (writes, reads, health, validators); `create_app` includes them in that
 order and then any `extra` routers, which is how other parts of the node add endpoints.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from almoner.node.chain.certified import encode_stream_item
-from almoner.node.chain.codec import encode, split_array, to_json_view
+from almoner.node.chain.codec import MSGPACK, encode, split_array, to_json_view
+from almoner.node.chain.ledger import Ledger
+from almoner.node.chain.state import business_id_key
 from almoner.node.chain.tx import MAX_TX_BYTES, decode_tx
 from almoner.node.chain.views import (
+    TRACE_HOPS_MAX,
     block_view,
     committed_evidence,
     committed_tx,
@@ -35,14 +42,33 @@ from almoner.node.chain.views import (
     receipt,
     trace_view,
 )
-from almoner.node.errors import CodecError, ProtocolError, invalid_field
+from almoner.node.errors import CodecError, ProtocolError, StoreError, invalid_field
+from almoner.node.server.events import event_routes
 from almoner.node.server.metrics import Metrics
+from almoner.node.server.openapi import install_openapi
+from almoner.node.server.p2p import P2PError, open_envelope
 from almoner.node.server.services import NodeServices
 
 log = logging.getLogger("almoner.api")
 
-MSGPACK = "application/msgpack"
+# Tx types whose body carries a business id, unique per (party, type).
+BUSINESS_ID_TYPES = (
+    "campaign.open",
+    "donation.record",
+    "funds.transfer",
+    "funds.disburse",
+    "donation.refund",
+    "audit.attest",
+)
 BLOCK_RANGE_MAX = 1000
+# Bytes of blocks in one range answer (a page: the client asks again from the next height).
+BLOCK_STREAM_MAX_BYTES = 16 * 1024 * 1024
+# Block-range answers streaming at once (catch-up of a few peers, an export or two).
+RANGE_READS_MAX = 4
+RANGE_READ_HOLD_S = 120.0
+JSON = "application/json"
+# A batch admits this many txs between yields to the event loop (~10-20 ms of work).
+BATCH_YIELD_EVERY = 100
 
 
 def wants_msgpack(request: Request) -> bool:
@@ -69,7 +95,7 @@ def http_error(status: int, code: str, message: str) -> JSONResponse:
 async def read_body(request: Request, limit: int) -> bytes:
     """Read at most `limit` bytes; a larger body is `too_large` before it is all read."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise CodecError("too_large", f"body is over the {limit}-byte limit", {"limit": limit})
     chunks: list[bytes] = []
     size = 0
@@ -79,6 +105,33 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise CodecError("too_large", f"body is over the {limit}-byte limit", {"limit": limit})
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def refuse_json(request: Request, body: bytes) -> None:
+    """A JSON body where signed MessagePack is expected gets an answer that says so.
+
+    Still `malformed` (what the bytes are, as MessagePack), but a developer who posted the
+    JSON view of a tx learns what to send instead of reading "trailing bytes". A body
+    starting with `{` or `[` is never valid here: as MessagePack it is one small int
+    followed by trailing bytes.
+    """
+    looks_json = len(body) > 1 and body[:1] in (b"{", b"[")
+    if looks_json or ("json" in request.headers.get("content-type", "") and _is_json(body)):
+        raise CodecError(
+            "malformed",
+            "the body is JSON, but this route takes MessagePack: send the signed tx's "
+            "canonical MessagePack bytes with Content-Type: application/msgpack "
+            "(docs/spec/02-keys-and-signing.md, docs/platforms.md)",
+            {"expected": MSGPACK, "got": "json"},
+        )
+
+
+def _is_json(body: bytes) -> bool:
+    try:
+        json.loads(body)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_hex(value: str, field: str, length: int = 32) -> bytes:
@@ -96,22 +149,99 @@ def parse_int(value: str | None, field: str, default: int | None = None, low: in
         if default is None:
             raise invalid_field(field, "is required")
         return default
-    if not value.isdigit() or int(value) < low or int(value) >= 2**63:
+    if not (value.isascii() and value.isdigit()) or int(value) < low or int(value) >= 2**63:
         raise invalid_field(field, f"must be an integer >= {low}")
     return int(value)
 
 
+class RangeReads:
+    """At most `limit` block-range answers streaming at once: each costs CPU for as long
+    as it streams, so more would starve every other request. One more is `busy`.
+
+    A slot is freed when its stream ends, or after RANGE_READ_HOLD_S in any case (a
+    stream that never started, because its client left first, frees nothing itself)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._active: dict[object, float] = {}
+
+    def enter(self) -> object:
+        now = time.monotonic()
+        for token, started in list(self._active.items()):
+            if now - started > RANGE_READ_HOLD_S:
+                del self._active[token]
+        if len(self._active) >= self.limit:
+            raise ProtocolError(
+                "busy",
+                f"{self.limit} block ranges are being read; retry shortly",
+                {"retry_after_s": 1},
+            )
+        token = object()
+        self._active[token] = now
+        return token
+
+    async def hold(self, token: object, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in body:
+                yield chunk
+        finally:
+            self._active.pop(token, None)
+
+
+async def stream_blocks(ledger: Ledger, start: int, end: int) -> AsyncIterator[bytes]:
+    """Blocks [start, end) one at a time, up to BLOCK_STREAM_MAX_BYTES (always at least one):
+    memory stays one block per request, and the event loop runs between blocks. A client
+    that wants more asks again from the next height, as catch-up does."""
+    sent = 0
+    for height in range(start, end):
+        block, cert = ledger.block_at(height), ledger.certificate_at(height)
+        if block is None or cert is None:
+            return
+        item = encode_stream_item(block, cert)
+        if sent and sent + len(item) > BLOCK_STREAM_MAX_BYTES:
+            return
+        sent += len(item)
+        yield item
+        await asyncio.sleep(0)
+
+
+async def stream_block_views(ledger: Ledger, start: int, end: int) -> AsyncIterator[bytes]:
+    """The JSON list of block views, streamed like `stream_blocks` and as JSONResponse
+    would render it; the list is cut short at BLOCK_STREAM_MAX_BYTES."""
+    yield b"["
+    sent = 0
+    for height in range(start, end):
+        if ledger.block_at(height) is None:
+            break
+        item = json_bytes(to_json_view(block_view(ledger, height)))
+        if sent and sent + len(item) > BLOCK_STREAM_MAX_BYTES:
+            break
+        yield (b"," if sent else b"") + item
+        sent += len(item)
+        await asyncio.sleep(0)
+    yield b"]"
+
+
+def json_bytes(value: Any) -> bytes:
+    return json.dumps(
+        value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
+
+
 def create_app(services: NodeServices, extra: tuple[APIRouter, ...] = ()) -> FastAPI:
-    app = FastAPI(title="Almoner node", version="1", docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="Almoner node", version="1", docs_url=None, redoc_url=None)
     install_error_handlers(app)
     install_request_metrics(app, services)
     for router in (
         write_routes(services),
         read_routes(services),
         health_routes(services),
+        validator_routes(services),
+        event_routes(services),
         *extra,
     ):
         app.include_router(router)
+    install_openapi(app)
     return app
 
 
@@ -122,8 +252,17 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _protocol_error(request: Request, exc: ProtocolError) -> JSONResponse:
         return error_response(exc)
 
+    @app.exception_handler(StoreError)
+    async def _store_failed(request: Request, exc: StoreError) -> JSONResponse:
+        # Not the request's fault and not a bug: the disk failed. Same answer as /healthz.
+        log.error("store failure on %s %s: %s", request.method, request.url.path, exc)
+        return http_error(503, "unhealthy", f"the node's store failed: {exc}")
+
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, ClientDisconnect):  # the client left: nothing failed here
+            log.debug("client left during %s %s", request.method, request.url.path)
+            return http_error(400, "client_disconnected", "the client closed the connection")
         log.exception("internal error on %s %s", request.method, request.url.path)
         return http_error(500, "internal", "internal error; the node is still running")
 
@@ -185,6 +324,7 @@ def write_routes(services: NodeServices) -> APIRouter:
     @router.post("/v1/txs")
     async def submit_tx(request: Request) -> Response:
         raw = await read_body(request, MAX_TX_BYTES)
+        refuse_json(request, raw)
         admission = services.mempool.add(raw)
         if admission.status == "pending":
             services.gossip_txs([raw])
@@ -206,9 +346,12 @@ def write_routes(services: NodeServices) -> APIRouter:
     @router.post("/v1/txs/batch")
     async def submit_batch(request: Request) -> Response:
         body = await read_body(request, services.limits.max_body_bytes)
+        refuse_json(request, body)
         results: list[dict[str, Any]] = []
         accepted: list[bytes] = []
         for index, raw in enumerate(split_array(body)):
+            if index and index % BATCH_YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let health checks and consensus run mid-batch
             try:
                 admission = services.mempool.add(raw)
             except ProtocolError as exc:
@@ -244,6 +387,20 @@ def read_routes(services: NodeServices) -> APIRouter:
             request, {"tx": tx, "status": "committed", "receipt": receipt(ledger, tid, size)}
         )
 
+    @router.get("/v1/ids/{party}/{tx_type}/{business_id}")
+    async def get_by_business_id(
+        request: Request, party: str, tx_type: str, business_id: str
+    ) -> Response:
+        # A platform's records hold its own ids; this finds the tx (and proof) that used one.
+        key = parse_hex(party, "party")
+        if tx_type not in BUSINESS_ID_TYPES:
+            raise invalid_field("tx_type", f"must be one of {', '.join(BUSINESS_ID_TYPES)}")
+        tid = ledger.store.get(business_id_key(key, tx_type, business_id))
+        if tid is None:
+            raise not_found(f"{tx_type} id {business_id!r} of {party}")
+        found = {"party": key, "type": tx_type, "id": business_id, "tx_id": tid}
+        return render(request, {**found, "receipt": receipt(ledger, tid)})
+
     @router.get("/v1/genesis")
     async def get_genesis(request: Request) -> Response:
         # JSON: the document exactly as genesis.json holds it; msgpack: the hashed map.
@@ -259,22 +416,20 @@ def read_routes(services: NodeServices) -> APIRouter:
     async def get_block(request: Request, height: str) -> Response:
         return render(request, block_view(ledger, parse_int(height, "height", low=1)))
 
+    range_reads = RangeReads(RANGE_READS_MAX)
+
     @router.get("/v1/blocks")
     async def get_blocks(request: Request) -> Response:
         start = parse_int(request.query_params.get("from"), "from", default=1, low=1)
         limit = parse_int(request.query_params.get("limit"), "limit", default=100, low=1)
         end = min(start + min(limit, BLOCK_RANGE_MAX), ledger.head.height + 1)
-        pairs = []
-        for height in range(start, end):
-            block, cert = ledger.block_at(height), ledger.certificate_at(height)
-            if block is None or cert is None:
-                break
-            pairs.append((block, cert))
+        token = range_reads.enter()
         if wants_msgpack(request):  # for sync and export: a stream, objects back to back
-            stream = b"".join(encode_stream_item(b, c) for b, c in pairs)
-            return Response(stream, media_type=MSGPACK)
+            body = range_reads.hold(token, stream_blocks(ledger, start, end))
+            return StreamingResponse(body, media_type=MSGPACK)
         # Like every read, JSON by default: the range as a list of block views.
-        return render(request, [block_view(ledger, b["header"]["height"]) for b, _ in pairs])
+        body = range_reads.hold(token, stream_block_views(ledger, start, end))
+        return StreamingResponse(body, media_type=JSON)
 
     @router.get("/v1/proofs/consistency")
     async def consistency(request: Request) -> Response:
@@ -298,7 +453,15 @@ def read_routes(services: NodeServices) -> APIRouter:
 
     @router.get("/v1/donations/{platform}/{donation_id}/trace")
     async def get_trace(request: Request, platform: str, donation_id: str) -> Response:
-        return render(request, trace_view(ledger, parse_hex(platform, "platform"), donation_id))
+        # Hops are paged (an added, optional pair of parameters; see trace_view).
+        hops_from = parse_int(request.query_params.get("hops_from"), "hops_from", default=0)
+        hops_limit = parse_int(
+            request.query_params.get("hops_limit"), "hops_limit", default=TRACE_HOPS_MAX, low=1
+        )
+        view = trace_view(
+            ledger, parse_hex(platform, "platform"), donation_id, hops_from, hops_limit
+        )
+        return render(request, view)
 
     @router.get("/v1/evidence")
     async def get_evidence(request: Request) -> Response:
@@ -334,5 +497,32 @@ def health_routes(services: NodeServices) -> APIRouter:
     @router.get("/metrics")
     async def metrics() -> Response:
         return PlainTextResponse(services.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return router
+
+
+def validator_routes(services: NodeServices) -> APIRouter:
+    """Consensus traffic between validators: signed envelopes into the driver's inbox."""
+    router = APIRouter()
+    ledger = services.ledger
+
+    @router.post("/v1/p2p/messages")
+    async def p2p(request: Request) -> Response:
+        max_body = services.limits.max_body_bytes
+        body = await read_body(request, max_body)
+        validators = frozenset(ledger.validators(ledger.head.height + 1))
+        try:
+            envelope = open_envelope(body, ledger.chain_id, validators, max_body)
+        except P2PError as exc:
+            services.metrics.inc("almoner_p2p_refused_total", code=exc.code)
+            return http_error(exc.status, exc.code, exc.message)
+        consensus = services.consensus
+        if consensus is None:
+            return http_error(403, "not_a_validator", "this node takes no consensus traffic")
+        accepted = sum(consensus.deliver(envelope.sender, msg) for msg in envelope.msgs)
+        if accepted < len(envelope.msgs):
+            raise ProtocolError("busy", "consensus inbox full", {"accepted": accepted})
+        await asyncio.sleep(0)
+        return JSONResponse({"accepted": accepted}, status_code=202)
 
     return router

@@ -27,15 +27,24 @@ from almoner.node.chain.crypto import KeyPair
 from almoner.node.chain.genesis import Genesis, load_genesis
 from almoner.node.chain.keys import load_key_file
 from almoner.node.chain.ledger import Ledger
-from almoner.node.chain.store import LevelStore
+from almoner.node.chain.store import KVStore, LevelStore
 from almoner.node.chain.validator_sets import SUPPORTED_VERSION
 from almoner.node.errors import AlmonerError
 from almoner.node.server.api import create_app
 from almoner.node.server.catchup import CatchUp
 from almoner.node.server.channel import ChannelServer
 from almoner.node.server.config import NodeConfig
+from almoner.node.server.docs_assets import install_docs
 from almoner.node.server.driver import Driver
+from almoner.node.server.explorer import install_explorer
 from almoner.node.server.governance_api import governance_routes
+from almoner.node.server.http_server import (
+    guarded_app,
+    install_log_rate_limit,
+    peer_tls_context,
+    raise_open_file_limit,
+    server_config,
+)
 from almoner.node.server.mempool import Mempool
 from almoner.node.server.metrics import Metrics
 from almoner.node.server.notifier import CommitNotifier
@@ -54,7 +63,7 @@ class NodeRuntime:
 
     config: NodeConfig
     genesis: Genesis
-    store: LevelStore
+    store: KVStore
     ledger: Ledger
     mempool: Mempool
     notifier: CommitNotifier
@@ -64,8 +73,13 @@ class NodeRuntime:
     transport: Transport | None = None
     channel: ChannelServer | None = None
     driver: Driver | None = None
+    catchup: CatchUp | None = None
     node_id: str = ""
+    genesis_hash: str = field(init=False, default="")
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.genesis_hash = self.genesis.hash.hex()  # /v1/status shows it on every call
 
     @property
     def peers(self) -> dict[bytes, str]:
@@ -77,11 +91,17 @@ class NodeRuntime:
         return self.driver is not None and self.driver.is_validator
 
     async def start(self) -> None:
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(10.0, connect=2.0),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-        )
-        if self.key is not None:
+        """Start the driver, the peers' workers and catch-up; `client` (HTTP to the peers)
+        is made here unless one was given (a test's in-process network)."""
+        if self.client is None:
+            self.client = httpx.AsyncClient(
+                verify=peer_tls_context(
+                    self.config.tls_peer_ca, self.config.tls_cert, self.config.tls_key
+                ),
+                timeout=httpx.Timeout(10.0, connect=2.0),
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            )
+        if self.key is not None and self.config.p2p_channel:
             await self._open_channel(self.key)
         self.transport = Transport(self.ledger.chain_id, self.peers, self.key, self.client)
         self.transport.start()
@@ -95,12 +115,11 @@ class NodeRuntime:
             self.config.tick_ms,
         )
         self.driver.start()
-        catchup = CatchUp(
+        self.catchup = catchup = CatchUp(
             self.client,
             self.transport.peers,
             self.ledger,
             self.driver,
-            is_validator=self.driver.is_validator,
         )
         self._tasks.append(asyncio.create_task(catchup.run(), name="catch-up"))
         log.info(
@@ -166,8 +185,10 @@ class NodeRuntime:
     def syncing(self) -> bool:
         if self.transport is None:
             return True
-        heights = [p.height for p in self.transport.peers.values() if p.up]
-        return bool(heights) and max(heights) > self.ledger.head.height + 1
+        # Only peers whose claims were never disproved count: a liar claiming height
+        # 10**12 must not keep the node "syncing" (and /readyz at 503) forever.
+        credible = self.catchup.credible_height() if self.catchup is not None else None
+        return credible is not None and credible > self.ledger.head.height + 1
 
     def status(self) -> dict[str, Any]:
         peers = {}
@@ -179,7 +200,7 @@ class NodeRuntime:
         return {
             "node": self.node_id,
             "chain_id": self.ledger.chain_id,
-            "genesis_hash": self.genesis.hash.hex(),
+            "genesis_hash": self.genesis_hash,
             "height": self.ledger.head.height,
             "validator": self.is_validator,
             "peers": peers,
@@ -198,13 +219,24 @@ def build_runtime(config: NodeConfig) -> NodeRuntime:
         key = load_key_file(config.key, passphrase)
     store = LevelStore(config.data_dir)
     try:
-        ledger = Ledger(
-            store, genesis, max_version=config.max_protocol_version or SUPPORTED_VERSION
-        )
+        return assemble_runtime(config, genesis, store, key)
     except AlmonerError:
         store.close()
         raise
-    mempool = Mempool(ledger, config.mempool_max_txs, config.mempool_max_bytes)
+
+
+def assemble_runtime(
+    config: NodeConfig, genesis: Genesis, store: KVStore, key: KeyPair | None
+) -> NodeRuntime:
+    """Wire a node from an open store (tests pass an in-memory or fault-injecting one)."""
+    ledger = Ledger(store, genesis, max_version=config.max_protocol_version or SUPPORTED_VERSION)
+    mempool = Mempool(
+        ledger,
+        config.mempool_max_txs,
+        config.mempool_max_bytes,
+        config.mempool_max_per_party,
+        config.mempool_reserved_txs,
+    )
     metrics = Metrics()
     node_id = (
         key.public_key.hex() if key else "observer-" + H(str(config.data_dir).encode()).hex()[:16]
@@ -235,6 +267,8 @@ def build_runtime(config: NodeConfig) -> NodeRuntime:
 
 def create_node_app(rt: NodeRuntime) -> FastAPI:
     app = create_app(rt, extra=(governance_routes(rt),))
+    install_docs(app)
+    install_explorer(app, rt)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -273,14 +307,7 @@ def run_node(config: NodeConfig) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     rt = build_runtime(config)
     app = create_node_app(rt)
-    server = NodeServer(
-        uvicorn.Config(
-            app,
-            host=config.host,
-            port=config.port,
-            log_level=config.log_level.lower(),
-            access_log=False,
-            timeout_graceful_shutdown=10,
-        )
-    )
+    server = NodeServer(server_config(guarded_app(app, config), config))
+    install_log_rate_limit()
+    raise_open_file_limit()
     server.run()

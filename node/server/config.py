@@ -37,10 +37,35 @@ class NodeConfig(BaseSettings):
     # The validators' TLS channel (docs/p2p.md); port 0 picks a free one, which peers
     # learn from /v1/status. Default: the API's host, a free port.
     p2p_listen: str | None = None
+    # Off: validators reach this node only by signed HTTP envelopes on /v1/p2p/messages
+    # (the v1 route, kept for peers that cannot open the channel, e.g. behind an HTTP-only
+    # proxy); its peers then fall back to it by themselves.
+    p2p_channel: bool = True
     # Peers by validator public key (hex) -> base URL; observers list validators here too.
     peers: dict[str, str] = Field(default_factory=dict)
     mempool_max_txs: int = Field(default=50_000, ge=1)
     mempool_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    # Pending txs one signer may hold (default: a quarter of mempool_max_txs) and the
+    # slots reserved above the cap for regulators' and validators' txs (default: 2%).
+    mempool_max_per_party: int | None = Field(default=None, ge=1)
+    mempool_reserved_txs: int | None = Field(default=None, ge=0)
+    # Public API limits (docs/operators.md): per client address, in `limits` notation.
+    rate_limit: str = "2000/second;60000/minute"
+    # Client addresses free of the per-client rate and connection limits: this machine's
+    # own tools, health checks and benches (a reverse proxy here: limit in the proxy).
+    trusted_clients: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    max_connections: int = Field(default=4096, ge=1)
+    max_connections_per_client: int = Field(default=512, ge=1)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    idle_timeout_s: float = Field(default=5.0, gt=0)
+    request_timeout_s: float = Field(default=60.0, gt=0)
+    # HTTPS: a PEM certificate (chain) and key; with tls_client_ca, clients must present
+    # a certificate that CA signed (mTLS). tls_peer_ca verifies peers' https:// URLs.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    tls_peer_ca: Path | None = None
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     tick_ms: int = Field(default=10, ge=1, le=1000)
     wait_commit_timeout_ms: int = Field(default=10_000, ge=1)
@@ -57,8 +82,19 @@ class NodeConfig(BaseSettings):
             return value
         host, _, port = value.rpartition(":")
         lowest = 0 if info.field_name == "p2p_listen" else 1  # p2p: 0 picks a free port
-        if not host or not port.isdigit() or not lowest <= int(port) < 65536:
+        if not host or not (port.isascii() and port.isdigit()) or not lowest <= int(port) < 65536:
             raise ValueError(f"{info.field_name} must be HOST:PORT")
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"rate_limit {value!r}: {exc}") from None
         return value
 
     @field_validator("peers")
@@ -104,7 +140,15 @@ class NodeConfig(BaseSettings):
 
 
 def _resolve(data: dict[str, Any], base: Path) -> dict[str, Any]:
-    for key in ("genesis", "key", "data_dir"):
+    for key in (
+        "genesis",
+        "key",
+        "data_dir",
+        "tls_cert",
+        "tls_key",
+        "tls_client_ca",
+        "tls_peer_ca",
+    ):
         if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
             data[key] = str((base / data[key]).resolve())
     return data
@@ -131,8 +175,10 @@ def load_config(path: str | Path) -> NodeConfig:
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
+    if isinstance(value, int | float):
         return str(value)
+    if isinstance(value, list):  # of str: a JSON array of strings is a TOML array
+        return json.dumps([str(item) for item in value])
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
 
 

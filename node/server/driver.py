@@ -4,32 +4,48 @@ Everything that changes the chain goes through one asyncio task reading one inbo
 the machine, the ledger and the mempool never see interleaved updates: consensus
 messages, ticks, and blocks fetched by catch-up are all events in that inbox.
 
-Group commit: the driver takes every event already queued (up to GROUP_MAX), handles
-them, and only then makes the machine's newest state durable with one fsync (off the
-event loop) and releases the messages that state produced. Nothing is sent before the
-state that signed it is on disk, as `consensus/` requires; a state save pending when a
-block commits rides in the block's synced batch. A store failure stops the driver before
-anything is sent. Heights start
-lazily: after a commit the next height begins only when there is work (pending txs, a
-message from a peer for that height, or the heartbeat falling due), so an idle network
-does not spin through empty rounds (PROTOCOL.md §4, "no empty blocks").
+Group commit: the driver handles every event already queued (up to GROUP_MAX), then makes
+the machine's newest state durable with one fsync and only then releases the messages
+that state produced, as `consensus/` requires (a state is a whole snapshot, so the newest
+covers every earlier one). A state save pending when a block commits rides in the block's
+synced batch, and what it produced leaves right after that commit, before the next height
+begins. Persisting is fail-stop: if the consensus state cannot be written (or a block
+cannot be committed), the driver stops before sending anything that depends on it and
+`/healthz` turns unhealthy; a restart on a healthy store resumes from the last durable
+record, so the validator never signs a second, different message for one (height, round,
+kind). As a second line, an own message is sent only if it is in the last record known to
+be durable.
+
+Blocking work (fsync, block building and execution, the signature checks of a proposed or
+fetched block, the commit) runs on one worker thread that owns the store's writes, so the
+event loop keeps answering HTTP while a large block executes. The driver awaits each such
+step before its next one, so its own order is unchanged. Heights start lazily: after a
+commit the next height begins only when there is work (pending txs, a message from a peer
+for that height, or the heartbeat falling due), so an idle network does not spin through
+empty rounds (docs/spec/05-chain.md, "no empty blocks").
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from almoner.consensus import (
     Decision,
     Machine,
+    Message,
     MessageError,
     Params,
+    PersistedState,
+    PersistedStateError,
     Proposal,
     ProposalRequest,
     Ready,
@@ -38,6 +54,7 @@ from almoner.consensus import (
     parse_message,
 )
 from almoner.consensus import Evidence as EvidenceFound
+from almoner.consensus.messages import proposer_index
 from almoner.node.chain import schema
 from almoner.node.chain.certified import check_certified_block
 from almoner.node.chain.codec import decode, encode
@@ -45,6 +62,7 @@ from almoner.node.chain.consensus_crypto import NodeSigner, NodeVerifier
 from almoner.node.chain.crypto import KeyPair
 from almoner.node.chain.ledger import BlockError, ExecutedBlock, Ledger, UpgradeRequired
 from almoner.node.chain.signing import block_hash
+from almoner.node.chain.state import evidence_key
 from almoner.node.chain.tx import encode_tx, make_tx
 from almoner.node.errors import AlmonerError, ProtocolError, StoreError
 from almoner.node.server.mempool import Mempool
@@ -54,14 +72,27 @@ from almoner.node.server.tasks import cancel_all
 from almoner.node.server.transport import Transport
 
 log = logging.getLogger("almoner.driver")
+T = TypeVar("T")
 
-WAL_KEY = schema.CONSENSUS_WAL + b"state"
+CONSENSUS_STATE_KEY = schema.CONSENSUS_STATE + b"state"
 INBOX_MAX = 50_000
 MAX_FUTURE_SKEW_MS = 30_000
 MAX_BLOCKS_KEPT = 64
 # Events handled before one state save and one release of messages: enough to take a
-# burst of votes at once, few enough that the save stays frequent under a flood.
+# burst of votes at once, few enough that saves stay frequent under a flood.
 GROUP_MAX = 256
+# Proposals are kept (their blocks buffered) only up to this many heights past the next:
+# one ahead is normal (a fast proposer), more is a peer wasting our memory.
+LOOKAHEAD_HEIGHTS = 1
+# Room a block's header, list framing and certificate take beyond its txs' bytes.
+BLOCK_OVERHEAD_BYTES = 64 * 1024
+# Seen-but-uncommitted evidence is forgotten this many heights after the offence.
+EVIDENCE_KEEP_HEIGHTS = 10_000
+MAX_PENDING_EVIDENCE = 1024
+
+
+class DriverError(AlmonerError):
+    """The driver was asked for consensus work it cannot do (it runs no machine)."""
 
 
 @dataclass(frozen=True)
@@ -125,11 +156,16 @@ class Driver:
         self._last_tick = time.monotonic()
         self._tasks: list[asyncio.Task[None]] = []
         self.pending_evidence: dict[bytes, dict[str, Any]] = {}
+        self._sync_refused: dict[str, int] = {}  # catch-up source -> blocks refused
         self.stopped = asyncio.Event()
         self.fatal: str | None = None
+        self.store_failed = False
+        # Own messages in the last record that reached the disk: the only ones sendable.
+        self._durable_own: set[Message] = set()
         # The machine's newest state not yet on disk, and the messages waiting for it.
         self._unsaved: dict[str, Any] | None = None
-        self._outbox: list[tuple[bytes | None, dict[str, Any]]] = []
+        self._outbox: list[tuple[Proposal | Vote, bytes | None]] = []
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="almoner-store")
         # The head height whose successor's set and version were last looked at.
         self._followed = -1
 
@@ -140,26 +176,47 @@ class Driver:
         self._tasks.append(asyncio.create_task(self._ticker(), name="ticker"))
 
     async def stop(self) -> None:
-        """Cancel between events: a commit in progress is one synchronous call, so it
-        always finishes before cancellation lands."""
+        """Cancel the tasks, then wait for the store worker's current job (a commit or a
+        state write is one atomic batch) so the store can be closed after this."""
         await cancel_all(self._tasks)
+        await asyncio.to_thread(self._worker.shutdown, True)
+
+    async def _off_loop(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run blocking store or CPU work on the store worker thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._worker, functools.partial(fn, *args, **kwargs))
+
+    def _running_machine(self) -> Machine:
+        if self.machine is None:
+            raise DriverError("no consensus machine runs here (an observer, or stopped)")
+        return self.machine
 
     def _start_machine(self) -> None:
-        assert self.key is not None
+        if self.key is None:
+            raise ValueError("only a validator (a node with a key) runs the consensus machine")
         params = Params.from_genesis(self.params)
         signer = NodeSigner(self.key)
         next_height = self.ledger.head.height + 1
         validators = self.ledger.validators(next_height)
-        raw = self.ledger.store.get(WAL_KEY)
-        record = decode(raw, max_size=1 << 26) if raw is not None else None
+        raw = self.ledger.store.get(CONSENSUS_STATE_KEY)
+        try:
+            record = decode(raw, max_size=1 << 26) if raw is not None else None
+        except ProtocolError as exc:
+            raise StoreError(f"the stored consensus state does not decode: {exc}") from exc
         chain = self.ledger.chain_id
-        if record is not None and record.get("height") == next_height:
-            self.machine = Machine.restore(record, chain, signer, self.verifier, validators, params)
+        self._restored = isinstance(record, dict) and record.get("height") == next_height
+        if isinstance(record, dict) and self._restored:
+            try:
+                self.machine = Machine.restore(
+                    record, chain, signer, self.verifier, validators, params
+                )
+            except PersistedStateError as exc:
+                raise StoreError(f"the stored consensus state is unusable: {exc}") from exc
+            self._durable_own = set(self.machine.persisted().own)
             log.info("resumed consensus at height %d from the persisted state", next_height)
         else:
             self.machine = Machine(chain, signer, self.verifier, next_height, validators, params)
         self._idle = True
-        self._restored = record is not None and record.get("height") == next_height
 
     def _follow_chain(self) -> None:
         """Once per new head: halt before a protocol version this node does not run, and
@@ -193,7 +250,10 @@ class Driver:
 
     # -- inputs ---------------------------------------------------------------------
     def deliver(self, sender: bytes, msg: dict[str, Any]) -> bool:
-        """Queue a peer's message; False when the inbox is full (the API answers 503)."""
+        """Queue a peer's message; False when the inbox is full or the store has failed
+        (the API answers 503)."""
+        if self.store_failed:
+            return False
         try:
             self.inbox.put_nowait(PeerMessage(sender, msg))
         except asyncio.QueueFull:
@@ -201,8 +261,19 @@ class Driver:
         return True
 
     def deliver_blocks(self, items: list[tuple[Any, Any]], source: str) -> None:
+        if self.store_failed:
+            return
         for block, cert in items:
             self.inbox.put_nowait(SyncedBlock(block, cert, source))
+
+    def sync_refusals(self, source: str) -> int:
+        """Blocks from this catch-up source refused so far: catch-up strikes the peer."""
+        return self._sync_refused.get(source, 0)
+
+    def _refuse_synced(self, source: str) -> None:
+        self._sync_refused[source] = self._sync_refused.get(source, 0) + 1
+        if len(self._sync_refused) > 1024:  # sources are configured peers; stay bounded
+            self._sync_refused.clear()
 
     async def _ticker(self) -> None:
         while True:
@@ -215,55 +286,60 @@ class Driver:
         try:
             if self.machine is not None and self._restored:
                 self._idle = False
-                self._process(self.machine.start())
+                await self._process(self.machine.start())
             await self._flush()
             while True:
                 batch = [await self.inbox.get()]
                 while len(batch) < GROUP_MAX and not self.inbox.empty():
                     batch.append(self.inbox.get_nowait())
                 for event in batch:
-                    self._handle_logged(event)
+                    await self._handle_logged(event)
                 await self._flush()
         except StoreError as exc:
-            # The store failed or is corrupt: continuing could only make it worse, and
-            # what the unsaved state produced is never sent. /healthz turns unhealthy.
-            log.error("consensus driver stopped: %s", exc)
-            self.fatal = str(exc)
-            self._outbox.clear()
-            self.stopped.set()
+            self._outbox.clear()  # produced by a state that is not on disk: never sent
+            self._fail_stop(str(exc))
 
-    def _handle_logged(self, event: Tick | PeerMessage | SyncedBlock) -> None:
+    async def _handle_logged(self, event: Tick | PeerMessage | SyncedBlock) -> None:
         try:
-            self._handle(event)
+            await self._handle(event)
         except StoreError:
             raise
         except Exception:  # a bug reached by one event must not halt the node
-            # Commits are single atomic batches, so nothing is half-written; the event
-            # is dropped and counted, and consensus recovers by rebroadcast.
+            # Commits are single atomic batches and state writes fail-stop, so nothing is
+            # half-written; the event is dropped and counted, and consensus recovers by
+            # rebroadcast.
             log.exception("dropped an event the driver could not handle: %r", event)
             self.metrics.inc("almoner_driver_errors_total")
 
     async def _flush(self) -> None:
-        """Save the newest state (one fsync, in a worker thread so the API and the p2p
-        channel keep running), then send what it produced, in order."""
+        """Save the newest state (one fsync, on the store worker), then send what it
+        produced, in order."""
         if self._unsaved is not None:
-            record, self._unsaved = encode(self._unsaved), None
-            await asyncio.to_thread(self.ledger.store.write, {WAL_KEY: record}, sync=True)
-            self.metrics.inc("almoner_consensus_state_saves_total")
+            record, self._unsaved = self._unsaved, None
+            await self._persist(record)
         outbox, self._outbox = self._outbox, []
-        for to, wire in outbox:
-            if to is None:
-                self.transport.broadcast(wire)
-            else:
-                self.transport.send_to(to, wire)
+        for message, to in outbox:
+            self._send(message, to)
 
-    def _handle(self, event: Tick | PeerMessage | SyncedBlock) -> None:
+    def _fail_stop(self, reason: str) -> None:
+        """The store failed: continuing could sign what is not recorded, so stop consensus
+        (no more sends, no more inputs) and let /healthz report it."""
+        log.error("consensus driver stopped: %s", reason)
+        self.fatal = reason
+        self.store_failed = True
+        self.machine = None
+        for task in self._tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        self.stopped.set()
+
+    async def _handle(self, event: Tick | PeerMessage | SyncedBlock) -> None:
         if self.fatal is not None:
             return  # halted for an upgrade: events are drained, nothing is committed
         if isinstance(event, PeerMessage):
-            self._on_peer_message(event)
+            await self._on_peer_message(event)
         elif isinstance(event, SyncedBlock):
-            self._on_synced_block(event)
+            await self._on_synced_block(event)
         self._follow_chain()
         now = time.monotonic()
         elapsed = int((now - self._last_tick) * 1000)
@@ -271,11 +347,11 @@ class Driver:
             if elapsed > 0:
                 self._last_tick = now
                 if not self._idle:
-                    self._process(self.machine.tick(elapsed))
-            self._maybe_start_height()
-            self._maybe_propose()
+                    await self._process(self.machine.tick(elapsed))
+            await self._maybe_start_height()
+            await self._maybe_propose()
 
-    def _on_peer_message(self, event: PeerMessage) -> None:
+    async def _on_peer_message(self, event: PeerMessage) -> None:
         msg = event.msg
         if msg["type"] == "txs":
             for raw in msg.get("txs") or []:
@@ -298,17 +374,35 @@ class Driver:
             if not self._keep_block(parsed, block):
                 self.metrics.inc("almoner_p2p_dropped_total", reason="block_mismatch")
                 return
-        self._process(self.machine.step(parsed))
+        await self._process(self.machine.step(parsed))
 
     def _keep_block(self, proposal: Proposal, block: Any) -> bool:
-        if proposal.height < self.ledger.head.height + 1:
+        """Buffer a proposal's block only once the proposal is credible: within the height
+        window, from the round's proposer, validly signed, and of a block no larger than a
+        block may be. Checked before anything is stored: an unsigned proposal for height
+        10**9 with an 8 MiB block costs a signature check, not 8 MiB held until restart."""
+        next_height = self.ledger.head.height + 1
+        if proposal.height < next_height:
             return True  # old: the machine drops it; no need to hold its block
         if proposal.block_hash in self._blocks:
             return True
+        if proposal.height > next_height + LOOKAHEAD_HEIGHTS:
+            return False
+        validators = self.ledger.validators(next_height)
+        if proposal.height == next_height:
+            expected = validators[proposer_index(proposal.height, proposal.round, len(validators))]
+            if proposal.proposer != expected:
+                return False
+        elif proposal.proposer not in validators:  # next height's set may still change
+            return False
+        if not self.verifier.verify_proposal(proposal):
+            return False
         if not isinstance(block, dict) or not isinstance(block.get("header"), dict):
             return False
         try:
             if block_hash(block["header"]) != proposal.block_hash:
+                return False
+            if len(encode(block)) > self.params["max_block_bytes"] + BLOCK_OVERHEAD_BYTES:
                 return False
         except AlmonerError:
             return False
@@ -318,31 +412,55 @@ class Driver:
         return True
 
     # -- the Ready loop -------------------------------------------------------------
-    def _process(self, first: Ready) -> None:
-        assert self.machine is not None
+    async def _process(self, first: Ready) -> None:
         queue = deque([first])
         while queue:
             ready = queue.popleft()
             if ready.persist is not None:
-                self._unsaved = ready.persist  # a whole snapshot: the newest covers all
-            for out in ready.send:
-                wire = self._wire(out.message)
-                if wire is not None:
-                    self._outbox.append((out.to, wire))
+                self._unsaved = ready.persist  # saved by the next flush or commit
+            self._outbox.extend((out.message, out.to) for out in ready.send)
             for found in ready.evidence:
                 self._on_evidence(found)
             for request in ready.requests:
                 if isinstance(request, ProposalRequest):
                     self._proposal_request = request
                 elif isinstance(request, ValidityRequest):
-                    valid = self._validate(request.height, request.block_hash)
-                    queue.append(
-                        self.machine.on_validity(request.height, request.block_hash, valid)
-                    )
+                    valid = await self._validate(request.height, request.block_hash)
+                    machine = self._running_machine()
+                    queue.append(machine.on_validity(request.height, request.block_hash, valid))
             for decision in ready.decided:
-                self._commit_decision(decision)
+                await self._commit_decision(decision)
             for reason in ready.dropped:
                 self.metrics.inc("almoner_consensus_dropped_total", reason=reason.split(":")[0])
+
+    async def _persist(self, record: dict[str, Any]) -> None:
+        """Write and fsync the consensus state; any failure is fatal (StoreError)."""
+        own = set(PersistedState.from_record(record).own)
+        try:
+            await self._off_loop(
+                self.ledger.store.write, {CONSENSUS_STATE_KEY: encode(record)}, sync=True
+            )
+        except StoreError:
+            raise
+        except Exception as exc:  # not durable, whatever the reason: the same hazard
+            raise StoreError(f"cannot persist the consensus state: {exc!r}") from exc
+        self._durable_own = own
+        self.metrics.inc("almoner_consensus_state_saves_total")
+
+    def _send(self, message: Proposal | Vote, to: bytes | None) -> None:
+        own = self.key is not None and message.sender == self.key.public_key
+        if own and message not in self._durable_own:
+            raise StoreError(
+                f"refusing to send an own {type(message).__name__.lower()} for height "
+                f"{message.height} round {message.round} that is not in the durable state"
+            )
+        wire = self._wire(message)
+        if wire is None:
+            return
+        if to is None:
+            self.transport.broadcast(wire)
+        else:
+            self.transport.send_to(to, wire)
 
     def _wire(self, message: Proposal | Vote) -> dict[str, Any] | None:
         if isinstance(message, Vote):
@@ -359,7 +477,7 @@ class Driver:
     def _heartbeat_due(self) -> bool:
         return wall_ms() - self.ledger.head.time >= self.params["heartbeat_ms"]
 
-    def _maybe_start_height(self) -> None:
+    async def _maybe_start_height(self) -> None:
         if not self._idle or self.machine is None:
             return
         if not (len(self.mempool) or self._peer_work_seen or self._heartbeat_due()):
@@ -368,11 +486,11 @@ class Driver:
         self._peer_work_seen = False
         height = self.ledger.head.height + 1
         if self.machine.height < height:
-            self._process(self.machine.start_height(height, self.ledger.validators(height)))
+            await self._process(self.machine.start_height(height, self.ledger.validators(height)))
         else:
-            self._process(self.machine.start())
+            await self._process(self.machine.start())
 
-    def _maybe_propose(self) -> None:
+    async def _maybe_propose(self) -> None:
         request, machine = self._proposal_request, self.machine
         if request is None or machine is None:
             return
@@ -384,8 +502,10 @@ class Driver:
         heartbeat = self._heartbeat_due()
         if not len(self.mempool) and not heartbeat:
             return
-        assert self.key is not None
-        executed = self.ledger.build_block(
+        if self.key is None:
+            return  # only a validator gets a ProposalRequest
+        executed = await self._off_loop(
+            self.ledger.build_block,
             self.mempool.candidates(),
             time_ms=max(wall_ms(), self.ledger.head.time + 1),
             proposer=self.key.public_key,
@@ -400,9 +520,11 @@ class Driver:
         self._proposal_request = None
         self._blocks[executed.block_hash] = executed.block
         self._executed[executed.block_hash] = executed
-        self._process(machine.propose_value(request.height, request.round, executed.block_hash))
+        await self._process(
+            machine.propose_value(request.height, request.round, executed.block_hash)
+        )
 
-    def _validate(self, height: int, hash_: bytes) -> bool:
+    async def _validate(self, height: int, hash_: bytes) -> bool:
         if hash_ in self._executed:
             return True
         block = self._blocks.get(hash_)
@@ -411,7 +533,9 @@ class Driver:
         if block["header"].get("time", 0) > wall_ms() + MAX_FUTURE_SKEW_MS:
             return False
         try:
-            executed = self.ledger.execute_block(block, verified=self.mempool.verified_ids())
+            executed = await self._off_loop(
+                self.ledger.execute_block, block, verified=self.mempool.verified_ids()
+            )
         except BlockError as exc:
             log.warning("refusing block %s at height %d: %s", hash_.hex()[:16], height, exc)
             self.metrics.inc("almoner_blocks_refused_total", rule=exc.rule)
@@ -419,27 +543,32 @@ class Driver:
         self._executed[hash_] = executed
         return True
 
-    def _commit_decision(self, decision: Decision) -> None:
+    async def _commit_decision(self, decision: Decision) -> None:
         executed = self._executed.get(decision.block_hash)
-        if executed is None and self._validate(decision.height, decision.block_hash):
+        if executed is None and await self._validate(decision.height, decision.block_hash):
             executed = self._executed[decision.block_hash]
         if executed is None:
             # We never saw the block: catch-up fetches it with its certificate.
             log.info("decided height %d without its block; waiting for catch-up", decision.height)
             return
-        self._commit(executed, decision.certificate.to_map())
+        await self._commit(executed, decision.certificate.to_map())
 
-    def _commit(self, executed: ExecutedBlock, cert: dict[str, Any]) -> None:
+    async def _commit(self, executed: ExecutedBlock, cert: dict[str, Any]) -> None:
         started = time.monotonic()
-        unsaved = {WAL_KEY: encode(self._unsaved)} if self._unsaved is not None else None
+        record, also = self._unsaved, None
+        if record is not None:
+            also = {CONSENSUS_STATE_KEY: encode(record)}
+            own = set(PersistedState.from_record(record).own)
         try:
-            self.ledger.commit(executed, cert, also=unsaved)
+            await self._off_loop(self.ledger.commit, executed, cert, also)
         except BlockError as exc:  # executed against a head that has moved on: stale
             log.warning("not committing block %d: %s", executed.height, exc)
             self._executed.pop(executed.block_hash, None)
             return
-        if unsaved is not None:
-            self._unsaved = None  # durable with the block
+        if record is not None:  # it rode in the block's batch
+            self._unsaved, self._durable_own = None, own
+            self.metrics.inc("almoner_consensus_state_saves_total")
+        await self._flush()  # this height's messages leave before the next height's state
         self.mempool.on_commit(executed.tx_ids)
         self.notifier.committed(executed.tx_ids)
         self.metrics.inc("almoner_txs_committed_total", len(executed.tx_ids))
@@ -449,27 +578,47 @@ class Driver:
         # arrives before this commit, and dropping its block would cost a whole round.
         # Executions are against the old head, so none of them stays valid.
         self._blocks = {h: b for h, b in self._blocks.items() if _height_of(b) > executed.height}
+        self._prune_evidence()
         self._executed.clear()
         self._proposal_request = None
         self._idle = True
         self._peer_work_seen = False
 
-    def _on_synced_block(self, event: SyncedBlock) -> None:
+    async def _on_synced_block(self, event: SyncedBlock) -> None:
         header = event.block.get("header") if isinstance(event.block, dict) else None
-        if not isinstance(header, dict) or header.get("height") != self.ledger.head.height + 1:
-            return  # already have it, or not next: the syncer asks again from our head
+        height = header.get("height") if isinstance(header, dict) else None
+        if not isinstance(height, int) or height > self.ledger.head.height + 1:
+            self._refuse_synced(event.source)  # not a block, or one we cannot link yet
+            return
+        if height != self.ledger.head.height + 1:
+            return  # already have it: the syncer asks again from our head
         try:
-            executed = check_certified_block(self.ledger, event.block, event.cert, self.verifier)
+            executed = await self._off_loop(
+                check_certified_block, self.ledger, event.block, event.cert, self.verifier
+            )
         except BlockError as exc:
             log.warning("catch-up block from %s refused: %s (%s)", event.source, exc, exc.rule)
             self.metrics.inc("almoner_sync_refused_total", rule=exc.rule)
+            self._refuse_synced(event.source)
             return
-        self._commit(executed, event.cert)
+        await self._commit(executed, event.cert)
         self.metrics.inc("almoner_sync_blocks_total")
         if self.machine is not None and self.machine.height <= self.ledger.head.height:
             self._idle = True
 
     # -- evidence -------------------------------------------------------------------
+    def _prune_evidence(self) -> None:
+        """Forget seen evidence once it is committed (it is listed as committed then) or
+        too old to matter; /v1/evidence must not grow without bound."""
+        head = self.ledger.head.height
+        for key, record in list(self.pending_evidence.items()):
+            stored = evidence_key(
+                record["validator"], record["height"], record["round"], record["kind"]
+            )
+            old = record["height"] + EVIDENCE_KEEP_HEIGHTS < head
+            if old or self.ledger.store.get(stored) is not None:
+                del self.pending_evidence[key]
+
     def _on_evidence(self, found: EvidenceFound) -> None:
         first, second = found.first, found.second
         key = (
@@ -478,7 +627,7 @@ class Driver:
             + schema.u64(first.round)
             + first.kind.encode()
         )
-        if key in self.pending_evidence:
+        if key in self.pending_evidence or len(self.pending_evidence) >= MAX_PENDING_EVIDENCE:
             return
         record = {
             "validator": first.validator,

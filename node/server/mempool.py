@@ -5,22 +5,33 @@ pending, so a platform learns about an overdraft when it submits, not minutes la
 Each signature is verified once: the ids of admitted txs are handed to the block
 builder as already verified. After each commit the pending state is rebuilt from the
 new head, and txs that no longer apply (a conflicting tx won the race) are dropped.
+
+Fairness: each signer may hold at most `max_per_party` pending txs, so one platform
+cannot take every slot; and regulator and validator txs (a suspension, evidence) have a
+reserved lane of `reserved_txs` slots above the global cap, so a flood can never keep
+them out. A refusal is `busy` with a retry hint (the API sends it as Retry-After).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, KeysView
 from dataclasses import dataclass
+from typing import Any
 
 from almoner.node.chain.codec import H
 from almoner.node.chain.contract.engine import check_and_apply
 from almoner.node.chain.ledger import Ledger
+from almoner.node.chain.state import get_party
 from almoner.node.chain.store import Overlay
-from almoner.node.chain.tx import MAX_TX_BYTES
+from almoner.node.chain.tx import MAX_TX_BYTES, decode_tx
 from almoner.node.errors import CodecError, ProtocolError
 
 # The pending overlay keeps committed txs' keys until it is rebuilt; bound that.
 REBUILD_AFTER_KEYS = 500_000
+# Types whose signer is a validator, and roles, that use the reserved lane.
+PRIORITY_TYPES = frozenset({"evidence.submit"})
+PRIORITY_ROLES = frozenset({"regulator"})
+RETRY_AFTER_S = 1
 
 
 @dataclass(frozen=True)
@@ -29,15 +40,32 @@ class Admission:
     status: str  # "pending" (new or already pending) or "committed"
 
 
+def busy(message: str, **details: Any) -> ProtocolError:
+    return ProtocolError("busy", message, {**details, "retry_after_s": RETRY_AFTER_S})
+
+
 class Mempool:
-    def __init__(self, ledger: Ledger, max_txs: int, max_bytes: int) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        max_txs: int,
+        max_bytes: int,
+        max_per_party: int | None = None,
+        reserved_txs: int | None = None,
+    ) -> None:
         self.ledger = ledger
         self.max_txs = max_txs
         self.max_bytes = max_bytes
+        self.max_per_party = max_per_party or max(1, max_txs // 4)
+        self.reserved_txs = reserved_txs if reserved_txs is not None else max(16, max_txs // 50)
         self._pending: dict[bytes, bytes] = {}
+        self._signer_of: dict[bytes, bytes] = {}
+        self._front: dict[bytes, None] = {}  # priority txs that may go first, in order
+        self._per_signer: dict[bytes, int] = {}
         self._bytes = 0
         self._state = Overlay(ledger.store)
         self.rejected_total = 0
+        self.refused_busy = 0
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -65,12 +93,15 @@ class Mempool:
             return Admission(tx_id, "pending")
         if self.ledger.tx_location(tx_id) is not None:
             return Admission(tx_id, "committed")
-        if len(self._pending) >= self.max_txs or self._bytes + len(raw) > self.max_bytes:
-            raise ProtocolError(
-                "busy",
-                "the mempool is full; retry later",
-                {"pending": len(self._pending), "retry_after_s": 1},
-            )
+        try:
+            tx = decode_tx(raw)
+        except ProtocolError:
+            self.rejected_total += 1
+            raise
+        signer = tx.get("signer")
+        signer = signer if isinstance(signer, bytes) else b""
+        priority = self._is_priority(tx, signer)
+        self._check_room(signer, len(raw), priority)
         try:
             check_and_apply(
                 self._state,
@@ -78,17 +109,79 @@ class Mempool:
                 self.ledger.head.height + 1,
                 len(self._pending),
                 self.ledger.chain_id,
+                decoded=tx,
             )
         except ProtocolError:
             self.rejected_total += 1
             raise
+        if priority and self._valid_alone(raw, tx):
+            self._front[tx_id] = None
         self._pending[tx_id] = raw
+        self._signer_of[tx_id] = signer
+        self._per_signer[signer] = self._per_signer.get(signer, 0) + 1
         self._bytes += len(raw)
         return Admission(tx_id, "pending")
 
+    def _valid_alone(self, raw: bytes, tx: dict[str, Any]) -> bool:
+        """Whether the tx applies to the committed state with no pending tx before it:
+        only then may it jump the queue (see `candidates`)."""
+        try:
+            check_and_apply(
+                Overlay(self.ledger.store),
+                raw,
+                self.ledger.head.height + 1,
+                0,
+                self.ledger.chain_id,
+                verify_signature=False,
+                decoded=tx,
+            )
+        except ProtocolError:
+            return False
+        return True
+
+    def _check_room(self, signer: bytes, size: int, priority: bool) -> None:
+        """Per-party quota first, then the global cap (or, for priority txs, the reserve)."""
+        held = self._per_signer.get(signer, 0)
+        if held >= self.max_per_party:
+            self.refused_busy += 1
+            raise busy(
+                "this party has too many pending txs; retry once some are committed",
+                party_pending=held,
+                quota=self.max_per_party,
+            )
+        full = len(self._pending) >= self.max_txs or self._bytes + size > self.max_bytes
+        if not full:
+            return
+        if priority:
+            reserve_bytes = self.reserved_txs * MAX_TX_BYTES
+            if (
+                len(self._pending) < self.max_txs + self.reserved_txs
+                and self._bytes + size <= self.max_bytes + reserve_bytes
+            ):
+                return
+        self.refused_busy += 1
+        raise busy("the mempool is full; retry later", pending=len(self._pending))
+
+    def _is_priority(self, tx: dict[str, Any], signer: bytes) -> bool:
+        """Regulators' and validators' txs: suspensions and evidence must get through."""
+        if tx.get("type") in PRIORITY_TYPES:
+            return True
+        if signer in self.ledger.validators(self.ledger.head.height + 1):
+            return True
+        party = get_party(self._state, signer) if len(signer) == 32 else None
+        return party is not None and party.get("role") in PRIORITY_ROLES
+
+    def pending_of(self, signer: bytes) -> int:
+        return self._per_signer.get(signer, 0)
+
     def candidates(self) -> list[bytes]:
-        """Pending txs in admission order: the order the pending state was built in."""
-        return list(self._pending.values())
+        """Pending txs for the next block: regulators' and validators' txs that apply on
+        their own first (a suspension must not wait behind the flood it stops), then the
+        rest in admission order. The block builder re-checks each in this order."""
+        front = [self._pending[tx_id] for tx_id in self._front]
+        if not front:
+            return list(self._pending.values())
+        return front + [raw for tx_id, raw in self._pending.items() if tx_id not in self._front]
 
     def verified_ids(self) -> KeysView[bytes]:
         """Ids whose signature admission checked: a live view, not a copy per block."""
@@ -107,9 +200,7 @@ class Mempool:
         dropped = list(dropped)
         all_known = all(tx_id in self._pending for tx_id in committed)
         for tx_id in (*committed, *dropped):
-            raw = self._pending.pop(tx_id, None)
-            if raw is not None:
-                self._bytes -= len(raw)
+            self._forget(tx_id)
         if all_known and not dropped and len(self._state) < REBUILD_AFTER_KEYS:
             if not self._pending:
                 self._state = Overlay(self.ledger.store)
@@ -128,5 +219,18 @@ class Mempool:
             except ProtocolError:
                 invalid.append(tx_id)
         for tx_id in invalid:
-            self._bytes -= len(self._pending.pop(tx_id))
+            self._forget(tx_id)
         return invalid
+
+    def _forget(self, tx_id: bytes) -> None:
+        raw = self._pending.pop(tx_id, None)
+        if raw is None:
+            return
+        self._front.pop(tx_id, None)
+        self._bytes -= len(raw)
+        signer = self._signer_of.pop(tx_id)
+        left = self._per_signer[signer] - 1
+        if left:
+            self._per_signer[signer] = left
+        else:
+            del self._per_signer[signer]

@@ -5,10 +5,16 @@ consensus machine re-broadcasts what matters), so it never blocks the others. A
 validator's worker keeps one TLS channel open to each peer (channel.py) and writes
 whatever is queued for that peer as one frame: under load many votes and txs share one
 write and one TLS record, and nothing is re-encoded per peer (a message is encoded once
-when it is broadcast). A broken channel is re-dialled with capped exponential backoff and
-the unsent frame is tried again. Where to dial is learnt from the peer's public
+when it is broadcast). A broken channel is re-dialled for the next batch; the batch whose
+write failed goes by HTTP instead. Where to dial is learnt from the peer's public
 `/v1/status` (`p2p_port`, at the host of its configured URL); a wrong answer there costs
 nothing but a failed handshake, since the channel is pinned to the peer's genesis key.
+
+A peer that offers no channel (`p2p_channel` off, or an in-process test network), or
+whose channel cannot be opened right now, gets the batch as one signed envelope POSTed
+to its /v1/p2p/messages (p2p.py), the v1 route every validator serves, retried with
+capped backoff and then dropped. A peer that answered "no channel" is asked again after
+NO_CHANNEL_RECHECK_S.
 
 Observers hold no validator key: they forward txs to the validators' public
 `/v1/txs/batch` over HTTP instead.
@@ -19,20 +25,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from almoner.node.chain.codec import array_header, encode
+from almoner.node.chain.codec import MSGPACK, array_header, encode
 from almoner.node.chain.crypto import KeyPair
 from almoner.node.server.channel import ChannelError, dial, frame, tls_context
-from almoner.node.server.p2p import MAX_FRAME_MSGS
+from almoner.node.server.p2p import MAX_FRAME_MSGS, seal
 from almoner.node.server.tasks import cancel_all
 
 log = logging.getLogger("almoner.transport")
 
+P2P_PATH = "/v1/p2p/messages"
+NO_CHANNEL_RECHECK_S = 30.0
 BATCH_MAX_BYTES = 8 * 1024 * 1024
 QUEUE_MAX = 20_000
 BACKOFF_START_S = 0.05
@@ -55,6 +64,7 @@ class PeerState:
         default_factory=lambda: asyncio.Queue(QUEUE_MAX)
     )
     writer: asyncio.StreamWriter | None = None
+    no_channel_until: float = 0.0  # monotonic time before which HTTP is used unasked
 
 
 class Transport:
@@ -116,12 +126,17 @@ class Transport:
         while True:
             batch = await self._next_batch(peer)
             try:
-                if self.key is not None:
-                    sent = await self._send_frame(pubkey, peer, frame([raw for _, raw in batch]))
-                else:
+                if self.key is None:
                     sent = await self._forward_txs(
                         peer, [t for msg, _ in batch for t in msg["txs"]]
                     )
+                elif await self._channel_open(pubkey, peer) and await self._send_frame(
+                    peer, frame([raw for _, raw in batch])
+                ):
+                    sent = True
+                else:
+                    body = seal(self.key, self.chain, [msg for msg, _ in batch])
+                    sent = await self._post(peer, peer.url + P2P_PATH, body)
             except Exception:  # one bad batch must not silence this peer for good
                 log.exception("dropped a batch of %d messages to %s", len(batch), peer.url)
                 sent = False
@@ -131,31 +146,54 @@ class Transport:
                 peer.dropped += len(batch)
 
     # -- validators: the TLS channel -----------------------------------------------
-    async def _send_frame(self, pubkey: bytes, peer: PeerState, data: bytes) -> bool:
-        """Write one frame, re-dialling as needed; False once the peer has been away so
-        long that its queue filled up behind this frame (it is stale by then)."""
-        delay = BACKOFF_START_S
-        while True:
-            try:
-                writer = peer.writer
-                if writer is None or writer.is_closing():
-                    writer = await self._connect(pubkey, peer)
-                writer.write(data)
-                await writer.drain()
-                return True
-            except (OSError, ssl.SSLError, TimeoutError, ChannelError, httpx.HTTPError) as exc:
-                self._hang_up(peer)
-                peer.failures += 1
-                peer.last_error = f"{type(exc).__name__}: {exc}"
-            await asyncio.sleep(delay)  # keep the frame; consensus needs the newest state
-            delay = min(delay * 2, BACKOFF_MAX_S)
-            if peer.queue.full():
-                return False
+    async def _channel_open(self, pubkey: bytes, peer: PeerState) -> bool:
+        """Whether this batch can go on the channel, dialling it if the peer offers one.
+        False sends it by HTTP instead: the peer offers no channel, or cannot be reached
+        or authenticated right now (the HTTP attempts then count as its failures)."""
+        if peer.writer is not None and not peer.writer.is_closing():
+            return True
+        if time.monotonic() < peer.no_channel_until:
+            return False
+        try:
+            await self._connect(pubkey, peer)
+        except ChannelError as exc:
+            if exc.code == "no_channel":
+                peer.no_channel_until = time.monotonic() + NO_CHANNEL_RECHECK_S
+            self._hang_up(peer)
+            peer.last_error = str(exc)
+            return False
+        except (OSError, ssl.SSLError, TimeoutError, httpx.HTTPError, ValueError) as exc:
+            self._hang_up(peer)
+            peer.last_error = f"{type(exc).__name__}: {exc}"
+            return False
+        return True
+
+    async def _send_frame(self, peer: PeerState, data: bytes) -> bool:
+        """Write one frame on the open channel; False (and the channel closed) if the
+        write failed, so the caller sends the batch by HTTP and the next batch re-dials."""
+        writer = peer.writer
+        if writer is None:
+            return False
+        try:
+            writer.write(data)
+            await writer.drain()
+        except (OSError, ssl.SSLError, TimeoutError) as exc:
+            self._hang_up(peer)
+            peer.failures += 1
+            peer.last_error = f"{type(exc).__name__}: {exc}"
+            return False
+        peer.up = True
+        return True
 
     async def _connect(self, pubkey: bytes, peer: PeerState) -> asyncio.StreamWriter:
         assert self.context is not None
         status = await self.client.get(f"{peer.url}/v1/status")
-        port = status.json().get("p2p_port") if status.status_code == 200 else None
+        if status.status_code != 200:
+            raise ChannelError(
+                503, "status_unavailable", f"{peer.url}/v1/status: HTTP {status.status_code}"
+            )
+        body = status.json()
+        port = body.get("p2p_port") if isinstance(body, dict) else None
         if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
             raise ChannelError(503, "no_channel", f"{peer.url} offers no p2p channel")
         host = urlsplit(peer.url).hostname or "127.0.0.1"
@@ -169,14 +207,19 @@ class Transport:
             peer.writer.close()
             peer.writer = None
 
-    # -- observers: HTTP to the public API ------------------------------------------
+    # -- HTTP: observers to the public API, validators without a channel ---------------
     async def _forward_txs(self, peer: PeerState, txs: list[bytes]) -> bool:
-        url, body = peer.url + "/v1/txs/batch", array_header(len(txs)) + b"".join(txs)
+        body = array_header(len(txs)) + b"".join(txs)
+        return await self._post(peer, peer.url + "/v1/txs/batch", body)
+
+    async def _post(self, peer: PeerState, url: str, body: bytes) -> bool:
+        """POST with capped backoff; True once the peer answered (a 4xx is logged: the
+        batch was judged, retrying it would be judged the same)."""
         delay = BACKOFF_START_S
         for attempt in range(SEND_ATTEMPTS):
             try:
                 response = await self.client.post(
-                    url, content=body, headers={"content-type": "application/msgpack"}
+                    url, content=body, headers={"content-type": MSGPACK}
                 )
             except httpx.HTTPError as exc:
                 peer.up = False

@@ -7,6 +7,8 @@ pin (docs/governance.md, docs/operators.md)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from almoner.node.chain.keys import write_key_file
 from almoner.node.chain.tx import encode_tx, make_tx
 from almoner.node.devnet.network import NodeProcesses, create_devnet
 from almoner.node.server.config import CONFIG_NAME, load_config, write_config
+from almoner.node.server.p2p import seal
 from tests.cluster.harness import FAST_PARAMS, Cluster, wait_until
 from tests.p2p_peer import send_msgs
 
@@ -78,13 +81,13 @@ class Gov:
         self.nonce += 1
         return encode_tx(make_tx(self.cluster.chain_id, tx_type, key, body, self.nonce))
 
-    def submit_all(self, raws: list[bytes], node: str = "validator-0") -> None:
+    def submit_all(self, raws: list[bytes], node: str = "validator-0") -> dict[str, Any]:
         """In order to one node (its pending state admits each on top of the previous
         ones), waiting only for the last to commit."""
         with self.cluster.client(node) as client:
             for raw in raws[:-1]:
                 client.submit(raw)
-            client.submit(raws[-1], wait=True)
+            return client.submit(raws[-1], wait=True)
 
     def adopt(self, pid: str, body: dict[str, Any], approvers: list[KeyPair]) -> int:
         """Propose (validator-0) and approve; the effective height of the adopted change."""
@@ -102,9 +105,19 @@ class Gov:
         assert record["status"] == "adopted", record
         return int(record["effective_height"])
 
-    def donate(self, count: int) -> None:
+    def advance_to(self, height: int, what: str) -> None:
+        """Heights start only when there is work: commit donations (one block each, at
+        most 30) until the head reaches `height`."""
+        for _ in range(30):
+            if self.cluster.height("validator-0") >= height:
+                return
+            self.donate(1)
+        raise AssertionError(f"the head did not reach height {height} ({what})")
+
+    def donate(self, count: int) -> dict[str, Any]:
+        """The receipt of the last one, committed on validator-1."""
         raws = [self.cluster.donation("platform-1", "charity-1") for _ in range(count)]
-        self.submit_all(raws, node="validator-1")
+        return self.submit_all(raws, node="validator-1")
 
 
 def _validators(cluster: Cluster, name: str) -> list[str]:
@@ -112,8 +125,8 @@ def _validators(cluster: Cluster, name: str) -> list[str]:
     return [v["pubkey"] for v in view["validators"]]
 
 
-def _certificate_signers(cluster: Cluster, height: int) -> set[str]:
-    block = httpx.get(f"{cluster.url('validator-0')}/v1/blocks/{height}", timeout=10).json()
+def _certificate_signers(cluster: Cluster, height: int, node: str = "validator-0") -> set[str]:
+    block = httpx.get(f"{cluster.url(node)}/v1/blocks/{height}", timeout=10).json()
     return {vote["validator"] for vote in block["commit"]["votes"]}
 
 
@@ -125,24 +138,33 @@ def test_add_remove_keep_committing_verify_and_late_observer(cluster: Cluster) -
     body = {"action": "add", "validator": joiner.public_key, "replaces": None}
     effective = gov.adopt("add-5", {**body, "name": "Audit Office", "org_id": "AUD"}, keys[1:3])
     gov.donate(3)
-    wait_until(lambda: cluster.height("validator-0") >= effective, 60, "the add in force")
+    gov.advance_to(effective, "the add in force")
     assert joiner.public_key.hex() in _validators(cluster, "validator-0")
     wait_until(lambda: cluster.status("observer-0")["validator"], 60, "the joiner to validate")
     # quorum(5) = 4: commits now need one of the five beyond the original quorum of three
     removal = {"action": "remove", "validator": keys[3].public_key, "replaces": None}
     gone = gov.adopt("drop-3", {**removal, "name": "", "org_id": ""}, [keys[1], keys[2], joiner])
-    for _ in range(5):  # one commit each: how many txs share a block depends on timing
-        gov.donate(1)
-    wait_until(lambda: cluster.height("validator-0") >= gone + 2, 60, "blocks after the removal")
+    gov.donate(5)
+    gov.advance_to(gone + 2, "blocks after the removal")
     head = cluster.height("validator-0")
     assert keys[3].public_key.hex() not in _validators(cluster, "validator-0")
     for height in range(gone, head + 1):
         assert keys[3].public_key.hex() not in _certificate_signers(cluster, height)
-    assert any(
-        joiner.public_key.hex() in _certificate_signers(cluster, h)
-        for h in range(effective, head + 1)
+    # with validator-2 down, {0, 1, joiner} are the only quorum (3 of 4): the joiner signs
+    cluster.stop("validator-2")
+    head = int(gov.donate(1)["height"])
+    assert joiner.public_key.hex() in _certificate_signers(cluster, head, "validator-1")
+    wait_until(lambda: cluster.height("validator-0") >= head, 60, "validator-0 at the head")
+    # the removed validator's messages are refused by the others
+    envelope = seal(keys[3], cluster.chain_id, [])
+    refused = httpx.post(
+        f"{cluster.url('validator-1')}/v1/p2p/messages",
+        content=envelope,
+        headers={"content-type": "application/msgpack"},
+        timeout=10,
     )
-    # the removed validator can no longer open a p2p channel to the others
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "not_a_validator"
+    # ... and it cannot open a p2p channel to them either
     target = cluster.url("validator-1")
     before = refusals(target)
     node = cluster.key("validator-1").public_key
@@ -155,6 +177,38 @@ def test_add_remove_keep_committing_verify_and_late_observer(cluster: Cluster) -
     cluster.procs.wait_healthy(["observer-1"])
     wait_until(lambda: cluster.height("observer-1") >= head, 60, "the late observer to catch up")
     assert cluster.block_hashes("observer-1", head) == cluster.block_hashes("validator-0", head)
+    listing = almoner("governance", "--node", cluster.url("observer-1"))
+    assert listing.returncode == 0, listing.stderr
+    assert "add-5: add" in listing.stdout and "drop-3: remove" in listing.stdout
+    assert "Audit Office" in listing.stdout
+    rotate_key_through_the_cli(cluster, cluster.devnet.root)
+
+
+def almoner(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "almoner.cli", *args], capture_output=True, text=True, check=False
+    )
+
+
+def rotate_key_through_the_cli(cluster: Cluster, tmp_path: Path) -> None:
+    """rotate-key signs with both keys; the old key is then refused with key_retired (403)
+    while the new one signs for the same charity."""
+    keys = cluster.devnet.root / "keys"
+    node = cluster.url("validator-1")
+    new_key = tmp_path / "charity-1-new.key"
+    write_key_file(new_key, KeyPair.generate())
+    rotated = almoner(
+        "tx", "rotate-key", "--new-key", str(new_key), "--key", str(keys / "charity-1.key"),
+        "--node", node, "--wait",
+    )  # fmt: skip
+    assert rotated.returncode == 0, rotated.stderr
+    campaign = ("tx", "campaign", "--campaign", "wells", "--title", "水井", "--currency", "CNY")
+    old = almoner(*campaign, "--key", str(keys / "charity-1.key"), "--node", node, "--wait")
+    assert old.returncode == 1 and "key_retired" in old.stderr
+    new = almoner(*campaign, "--key", str(new_key), "--node", node, "--wait")
+    assert new.returncode == 0, new.stderr
+    party = httpx.get(f"{node}/v1/parties/{cluster.key('charity-1').public_key.hex()}").json()
+    assert [e["kind"] for e in party["history"]] == ["register", "rotate"]
 
 
 @pytest.mark.parametrize("cluster", ["pinned"], indirect=True)
@@ -188,7 +242,7 @@ def test_upgrade_halts_at_the_height_and_resumes_after_restart(cluster: Cluster)
         cluster.procs.start(name)
     cluster.procs.wait_healthy(cluster.names)
     gov.donate(2)
-    wait_until(lambda: cluster.height("validator-0") >= at + 1, 60, "blocks after the upgrade")
+    gov.advance_to(at + 1, "blocks after the upgrade")
     block = httpx.get(f"{cluster.url('validator-0')}/v1/blocks/{at}", timeout=10).json()
     assert block["header"]["version"] == 2
     head = cluster.height("validator-0")

@@ -60,8 +60,10 @@ def test_equivocation_becomes_committed_evidence(tmp_path: Path) -> None:
 
         found = wait_until(committed, 60, "the evidence.submit tx to commit")
         assert any(e["validator"] == culprit.public_key.hex() for e in found), found
-        seen = httpx.get(f"{c.url('validator-0')}/v1/evidence").json()["seen"]
-        assert seen and seen[0]["validator"] == culprit.public_key.hex()
+        # Seen evidence is pruned once committed (issue 14): it is listed as committed.
+        evidence = httpx.get(f"{c.url('validator-0')}/v1/evidence").json()
+        assert all(e["validator"] != culprit.public_key.hex() for e in evidence["seen"])
+        assert any(e["validator"] == culprit.public_key.hex() for e in evidence["committed"])
         nodes = [arg for name in c.names for arg in ("--node", c.url(name))]
         result = CliRunner().invoke(
             cli, ["audit-nodes", *nodes, "--genesis", str(c.devnet.root / "genesis.json"), "--json"]

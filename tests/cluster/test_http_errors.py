@@ -63,7 +63,7 @@ def test_bad_txs_are_refused_with_their_codes(cluster: Cluster) -> None:
             "campaign": None,
             "amount": 5,
             "currency": "USD",
-            "received_at": 1,
+            "received_at": 1_700_000_000_000,
         },
     )
     tampered = decode(good)
@@ -80,7 +80,7 @@ def test_bad_txs_are_refused_with_their_codes(cluster: Cluster) -> None:
             "campaign": None,
             "amount": 5,
             "currency": "USD",
-            "received_at": 1,
+            "received_at": 1_700_000_000_000,
         },
         chain="other-chain",
     )
@@ -99,7 +99,7 @@ def test_bad_txs_are_refused_with_their_codes(cluster: Cluster) -> None:
                     "campaign": None,
                     "amount": 0,
                     "currency": "USD",
-                    "received_at": 1,
+                    "received_at": 1_700_000_000_000,
                 },
             ),
         ),

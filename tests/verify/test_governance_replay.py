@@ -11,6 +11,8 @@ import pytest
 
 from almoner.consensus.certificate import Certificate, CommitSig
 from almoner.consensus.messages import PRECOMMIT, Vote
+from almoner.node.audit.audit_nodes import audit_nodes
+from almoner.node.audit.set_proofs import follow_sets
 from almoner.node.audit.verify import VerifyReport, verify_chain
 from almoner.node.chain.certified import check_certified_block
 from almoner.node.chain.codec import encode
@@ -21,7 +23,15 @@ from almoner.node.chain.ledger import Ledger, UpgradeRequired
 from almoner.node.chain.signing import block_hash, rotation_sign_bytes
 from almoner.node.chain.store import LevelStore
 from almoner.node.chain.tx import encode_tx, make_tx
-from almoner.node.chain.views import party_view, trace_view
+from almoner.node.chain.validator_sets import set_history
+from almoner.node.chain.views import (
+    block_view,
+    committed_tx,
+    head_view,
+    party_view,
+    receipt,
+    trace_view,
+)
 from tests.localchain import LocalChain, Workload, local_genesis, seeded_key
 
 FIFTH = seeded_key("validator-4")
@@ -288,3 +298,82 @@ def test_views_show_sets_proposals_versions_and_key_history(story: Story) -> Non
     assert by_new_key["keys"][0]["until_height"] == story.rotated_at
     trace = trace_view(ledger, story.keys["platform-1"].public_key, "don-0-1")
     assert trace["parties"][c1.hex()]["key"] == fresh
+
+
+class GovernanceSource:
+    """A node's read views served from a ledger, with governance (what the API renders);
+    `doctor` may rewrite the governance view, as a lying node would."""
+
+    def __init__(self, ledger: Ledger, doctor: Any = None) -> None:
+        self.ledger = ledger
+        self.doctor = doctor
+
+    def head(self) -> dict[str, Any]:
+        return head_view(self.ledger)
+
+    def block(self, height: int) -> dict[str, Any]:
+        return block_view(self.ledger, height)
+
+    def tx(self, tx_id: bytes) -> dict[str, Any]:
+        return {"tx": committed_tx(self.ledger, tx_id), "receipt": receipt(self.ledger, tx_id)}
+
+    def consistency(self, first: int, second: int) -> dict[str, Any]:
+        path = self.ledger.log().consistency_proof(first, second)
+        return {"first": first, "second": second, "path": path}
+
+    def evidence(self) -> dict[str, Any]:
+        return {"committed": [], "seen": []}
+
+    def governance(self) -> dict[str, Any]:
+        view = governance_view(self.ledger)
+        return view if self.doctor is None else self.doctor(view)
+
+
+def test_light_client_follows_proven_set_changes(story: Story) -> None:
+    ledger = story.chain.ledger
+    sets = follow_sets(story.genesis, GovernanceSource(ledger))
+    assert sets.starts == [1, story.adopted_add + 2, story.adopted_remove + 2]
+    assert sets.sets == [h["validators"] for h in set_history(ledger.store)]
+    report = audit_nodes(
+        story.genesis, {"a": GovernanceSource(ledger), "b": GovernanceSource(ledger)}
+    )
+    assert report.exit_code() == 0, [n.error for n in report.nodes]
+    head = report.nodes[0].head
+    assert head is not None and head.height == story.chain.height
+
+
+def _drop_an_approval(view: dict[str, Any]) -> dict[str, Any]:
+    record = _named(view, "drop-3")  # quorum(5) = 4 approvals, all needed
+    keep = [t for t in record["approval_txs"] if t != record["approval_txs"][1]]
+    record["approval_txs"] = keep
+    return view
+
+
+def _swap_the_key(view: dict[str, Any]) -> dict[str, Any]:
+    _named(view, "add-5")["body"]["validator"] = seeded_key("intruder").public_key
+    return view
+
+
+def _named(view: dict[str, Any], proposal: str) -> dict[str, Any]:
+    record: dict[str, Any] = next(p for p in view["proposals"] if p["proposal"] == proposal)
+    return record
+
+
+def _hide_changes(view: dict[str, Any]) -> dict[str, Any]:
+    view["proposals"] = []
+    return view
+
+
+@pytest.mark.parametrize(
+    ("doctor", "says"),
+    [
+        (_drop_an_approval, "a quorum is 4"),
+        (_swap_the_key, "does not approve"),
+        (_hide_changes, "no proven governance change"),
+    ],
+)
+def test_light_client_refuses_unproven_sets(story: Story, doctor: Any, says: str) -> None:
+    report = audit_nodes(story.genesis, {"liar": GovernanceSource(story.chain.ledger, doctor)})
+    node = report.nodes[0]
+    assert node.head is None and node.error is not None and says in node.error, node.error
+    assert not node.unreachable

@@ -1,5 +1,5 @@
 """The tamper suite: each way of rewriting a good chain is caught at the right height with
-the rule PROTOCOL.md §5 names. Blocks that only the contract should reject are built with
+the rule docs/spec/08-verify.md names. Blocks that only the contract should reject are built with
 real keys and certified by a quorum, so the contract rule is what fails."""
 
 from __future__ import annotations

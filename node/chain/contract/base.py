@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from almoner.node.chain.state import business_id_key, business_id_used, get_party
+from almoner.node.chain.state import business_id_key, get_party
 from almoner.node.chain.store import KVReader, Overlay
 from almoner.node.errors import ProtocolError
 
@@ -33,12 +33,14 @@ class TxContext:
 
 
 def require_unused_id(reader: KVReader, signer: bytes, tx_type: str, bid: str) -> None:
-    """Business ids are unique per (signer, type)."""
-    if business_id_used(reader, signer, tx_type, bid):
+    """Business ids are unique per (signer, type); the refusal names the tx that used the
+    id, so a platform that retried with a new nonce can pick up the original."""
+    first = reader.get(business_id_key(signer, tx_type, bid))
+    if first is not None:
         raise ProtocolError(
             "duplicate_id",
             f"{tx_type} id {bid!r} was already used by this signer",
-            {"type": tx_type, "id": bid},
+            {"type": tx_type, "id": bid, "tx_id": first.hex()},
         )
 
 

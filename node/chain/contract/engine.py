@@ -2,7 +2,7 @@
 
 No clock, no randomness, no floats: the only inputs are the state, the tx and its
 `TxContext` (height, tx_id, index). `check_and_apply` runs the whole pipeline of
-PROTOCOL.md §2 in its order (size, decoding, `duplicate_tx`, envelope, `wrong_chain`,
+docs/spec/03-transactions.md in its order (size, decoding, `duplicate_tx`, envelope, `wrong_chain`,
 `unknown_type`, body, signature, signer, business rules) and applies the tx on a child
 overlay that is merged only on success, so a rejected tx leaves `state` untouched.
 
@@ -152,7 +152,7 @@ def check_and_apply(
     verify_signature: bool = True,
     decoded: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], bytes]:
-    """The full pipeline of PROTOCOL.md §2 for one tx; returns (tx map, tx_id).
+    """The full pipeline of docs/spec/03-transactions.md for one tx; returns (tx map, tx_id).
 
     `verify_signature=False` is for callers that already verified this exact tx (mempool
     cache, parallel verify); everything else still runs. `decoded` is for callers that

@@ -1,6 +1,6 @@
 """evidence.submit: the ledger records which validator signed two different values.
 
-Its own check order (PROTOCOL.md §2): vote shapes (`invalid_field`, done with the body in
+Its own check order (docs/spec/03): vote shapes (`invalid_field`, done with the body in
 `node.tx`), vote signatures (`bad_signature`), conflict / height / membership
 (`invalid_field`), `duplicate_id`. The signer is checked before all of this, against the
 validator set in force at the height of the block that carries the tx.

@@ -57,7 +57,12 @@ def _require_currency(
     if fund == GENERAL_FUND:
         return  # the general fund holds any currency
     campaign = get_campaign(reader, charity, fund)
-    assert campaign is not None
+    if campaign is None:
+        raise ProtocolError(
+            "unknown_campaign",
+            f"{field}: the charity has no campaign {fund!r}",
+            {"field": field, "campaign": fund},
+        )
     if campaign["currency"] != currency:
         raise ProtocolError(
             "currency_mismatch",
@@ -130,7 +135,11 @@ def donation_confirm(state: Overlay, signer: bytes, body: dict[str, Any], ctx: T
         raise ProtocolError(
             "duplicate_id",
             "the donation was already confirmed",
-            {"type": "donation.confirm", "id": body["donation"]},
+            {
+                "type": "donation.confirm",
+                "id": body["donation"],
+                "tx_id": donation["confirm_tx"].hex(),
+            },
         )
     require_party(state, body["platform"], "body.platform", role="platform")
     donation = _require_donation(donation, body)

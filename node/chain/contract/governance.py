@@ -66,6 +66,7 @@ def new_proposal(
         "tx_id": ctx.tx_id,
         "expires_height": ctx.height + PROPOSAL_TTL,
         "approvals": [proposer],
+        "approval_txs": [ctx.tx_id],  # the tx of each approval, for light clients
         "adopted_height": None,
         "adopted_tx": None,
         "effective_height": None,
@@ -100,12 +101,13 @@ def require_open(record: dict[str, Any] | None, ctx: TxContext, what: str) -> di
     return record
 
 
-def add_approval(record: dict[str, Any], approver: bytes, what: str) -> None:
+def add_approval(record: dict[str, Any], approver: bytes, what: str, ctx: TxContext) -> None:
     if approver in record["approvals"]:
         raise ProtocolError(
             "duplicate_id", f"this signer already approved the {what}", {"type": "approval"}
         )
     record["approvals"].append(approver)
+    record["approval_txs"].append(ctx.tx_id)
 
 
 # -- set changes ----------------------------------------------------------------------
@@ -184,7 +186,7 @@ def upgrade_propose(state: Overlay, signer: bytes, body: dict[str, Any], ctx: Tx
 def proposal_approve(state: Overlay, signer: bytes, body: dict[str, Any], ctx: TxContext) -> None:
     key = proposal_key(body["proposer"], body["proposal"])
     record = require_open(read_record(state, key), ctx, "proposal")
-    add_approval(record, signer, "proposal")
+    add_approval(record, signer, "proposal", ctx)
     _adopt_if_quorum(state, record, ctx)
     write_record(state, key, record)
 

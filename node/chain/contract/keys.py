@@ -107,6 +107,7 @@ def party_recover(state: Overlay, signer: bytes, body: dict[str, Any], ctx: TxCo
         "tx_id": ctx.tx_id,
         "expires_height": ctx.height + PROPOSAL_TTL,
         "approvals": [signer],
+        "approval_txs": [ctx.tx_id],
         "adopted_height": None,
         "adopted_tx": None,
     }
@@ -117,7 +118,7 @@ def party_recover(state: Overlay, signer: bytes, body: dict[str, Any], ctx: TxCo
 def recovery_approve(state: Overlay, signer: bytes, body: dict[str, Any], ctx: TxContext) -> None:
     key = recovery_key(body["proposer"], body["recovery"])
     record = require_open(read_record(state, key), ctx, "recovery")
-    add_approval(record, signer, "recovery")
+    add_approval(record, signer, "recovery", ctx)
     _adopt_if_quorum(state, record, ctx)
     write_record(state, key, record)
 

@@ -1,4 +1,7 @@
-"""The persisted state ("WAL") that makes a restart safe against double-signing.
+"""The persisted state that makes a restart safe against double-signing.
+
+A snapshot, not a log: each save replaces the previous record (one key in the node's
+store), and only the newest matters.
 
 It holds what the machine has signed at its current height, its lock, its valid value and
 where it is (height, round, step). Older heights are never needed: the machine never signs
@@ -14,7 +17,7 @@ from typing import Any
 
 from almoner.consensus.messages import Message, MessageError, parse_message
 
-WAL_VERSION = 1
+RECORD_VERSION = 1
 STEPS = ("propose", "prevote", "precommit")
 RECORD_KEYS = frozenset(
     {
@@ -32,7 +35,7 @@ RECORD_KEYS = frozenset(
 )
 
 
-class WalError(ValueError):
+class PersistedStateError(ValueError):
     """A persisted record that cannot be trusted; the node must stop, not guess."""
 
 
@@ -50,7 +53,7 @@ class PersistedState:
 
     def to_record(self) -> dict[str, Any]:
         return {
-            "version": WAL_VERSION,
+            "version": RECORD_VERSION,
             "height": self.height,
             "round": self.round,
             "step": self.step,
@@ -65,15 +68,15 @@ class PersistedState:
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> PersistedState:
         if not isinstance(record, Mapping) or set(record) != RECORD_KEYS:
-            raise WalError("consensus record keys differ from version 1's")
-        if record["version"] != WAL_VERSION:
-            raise WalError(f"unknown consensus record version {record['version']!r}")
+            raise PersistedStateError("consensus record keys differ from version 1's")
+        if record["version"] != RECORD_VERSION:
+            raise PersistedStateError(f"unknown consensus record version {record['version']!r}")
         if record["step"] not in STEPS:
-            raise WalError(f"unknown step {record['step']!r}")
+            raise PersistedStateError(f"unknown step {record['step']!r}")
         try:
             own = tuple(parse_message(m) for m in record["own"])
         except (MessageError, TypeError) as exc:
-            raise WalError(f"a persisted own message is malformed: {exc}") from exc
+            raise PersistedStateError(f"a persisted own message is malformed: {exc}") from exc
         state = cls(
             height=record["height"],
             round=record["round"],
@@ -86,5 +89,5 @@ class PersistedState:
             own=own,
         )
         if any(m.height != state.height for m in own):
-            raise WalError("a persisted own message is for another height")
+            raise PersistedStateError("a persisted own message is for another height")
         return state

@@ -1,0 +1,231 @@
+"""How the node's HTTP server meets the network: TLS, connection limits, timeouts, logs.
+
+uvicorn gives TLS (stdlib `ssl`), keep-alive timeouts and graceful shutdown; what it lacks
+is a cap on open connections and a deadline for a request's headers (a slowloris client
+sending one byte a minute is otherwise held forever). `GuardedH11Protocol` adds both: a
+connection over the cap gets a 503 JSON body and is closed at once, and a connection
+that has not sent complete headers in time gets a 408 and is closed. Logs go through a
+rate limit, so no client can fill the disk with repeated lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import ssl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from almoner.node.server.config import NodeConfig
+from almoner.node.server.http_guard import ASGIApp, GuardSettings, RequestGuard, error_body
+
+log = logging.getLogger("almoner.http")
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    max_connections: int
+    max_connections_per_client: int
+    header_timeout_s: float
+    idle_timeout_s: float
+    trusted_clients: frozenset[str] = frozenset()
+
+
+def raw_response(status: int, reason: str, code: str, message: str) -> bytes:
+    body = error_body(code, message)
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n"
+    )
+    if status == 503:
+        head += "retry-after: 1\r\n"
+    return (head + "\r\n").encode("ascii") + body
+
+
+def guarded_protocol(settings: ConnectionSettings) -> type[H11Protocol]:
+    """An h11 protocol class bound to these limits (uvicorn takes a class as `http`)."""
+
+    class GuardedH11Protocol(H11Protocol):
+        limits = settings
+        refused_connections = 0
+        header_timeouts = 0
+        per_client: ClassVar[dict[str, int]] = {}
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._header_timer: asyncio.TimerHandle | None = None
+            self._address = self.client[0] if self.client else ""
+            held = self.per_client.get(self._address, 0) + 1
+            self.per_client[self._address] = held
+            if len(self.connections) > self.limits.max_connections or (
+                held > self.limits.max_connections_per_client
+                and self._address not in self.limits.trusted_clients
+            ):
+                type(self).refused_connections += 1
+                self.transport.write(
+                    raw_response(503, "Service Unavailable", "busy", "too many connections")
+                )
+                self.transport.close()
+                return
+            self._arm_header_timer()
+
+        def _arm_header_timer(self) -> None:
+            if self._header_timer is None:
+                self._header_timer = self.loop.call_later(
+                    self.limits.header_timeout_s, self._headers_too_slow
+                )
+
+        def _disarm_header_timer(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_too_slow(self) -> None:
+            self._header_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                type(self).header_timeouts += 1
+                self.transport.write(
+                    raw_response(408, "Request Timeout", "timeout", "request headers too slow")
+                )
+                self.transport.close()
+
+        def data_received(self, data: bytes) -> None:
+            self._arm_header_timer()  # a new request's bytes: its headers are now due
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:
+                self._disarm_header_timer()  # headers complete: the app's limits apply
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._disarm_header_timer()  # idle between requests: keep-alive timeout applies
+
+        def send_400_response(self, msg: str) -> None:
+            """Bytes that are not HTTP (or headers over 16 KiB) get a JSON body too."""
+            self.transport.write(raw_response(400, "Bad Request", "malformed", msg))
+            self.transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm_header_timer()
+            left = self.per_client.get(self._address, 1) - 1
+            if left > 0:
+                self.per_client[self._address] = left
+            else:
+                self.per_client.pop(self._address, None)
+            super().connection_lost(exc)
+
+    return GuardedH11Protocol
+
+
+def raise_open_file_limit() -> int:
+    """Raise the soft fd limit to the hard one: connections are capped well below it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def tls_options(cert: Path | None, key: Path | None, client_ca: Path | None) -> dict[str, Any]:
+    """uvicorn's ssl_* options: HTTPS when a certificate is given, mTLS with a client CA."""
+    if cert is None:
+        return {}
+    options: dict[str, Any] = {"ssl_certfile": str(cert), "ssl_keyfile": str(key or cert)}
+    if client_ca is not None:
+        options["ssl_ca_certs"] = str(client_ca)
+        options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
+    return options
+
+
+class RateLimitedLog(logging.Filter):
+    """At most `burst` records per (logger, message template) per `window_s`; the rest
+    are counted and reported once the window ends, so a flood costs one line per minute."""
+
+    def __init__(self, burst: int = 20, window_s: float = 60.0) -> None:
+        super().__init__()
+        self.burst = burst
+        self.window_s = window_s
+        self._seen: dict[tuple[str, str], list[float]] = {}  # key -> [window start, count]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        key = (record.name, str(record.msg))
+        window = self._seen.get(key)
+        if window is None or now - window[0] >= self.window_s:
+            suppressed = int(window[1]) - self.burst if window else 0
+            if suppressed > 0:
+                record.msg = f"{record.msg} [{suppressed} similar lines suppressed]"
+            if len(self._seen) > 10_000:
+                self._seen.clear()
+            self._seen[key] = [now, 1]
+            return True
+        window[1] += 1
+        return window[1] <= self.burst
+
+
+LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "asyncio")
+
+
+def install_log_rate_limit(burst: int = 20, window_s: float = 60.0) -> None:
+    """On every handler of the root and uvicorn loggers (call after uvicorn set them up)."""
+    for name in LOGGERS:
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, RateLimitedLog) for f in handler.filters):
+                handler.addFilter(RateLimitedLog(burst, window_s))
+
+
+def guarded_app(app: ASGIApp, config: NodeConfig) -> RequestGuard:
+    return RequestGuard(
+        app,
+        GuardSettings(
+            rate_limit=config.rate_limit,
+            max_body_bytes=config.max_body_bytes,
+            body_timeout_s=config.body_timeout_s,
+            request_timeout_s=config.request_timeout_s,
+            trusted_clients=frozenset(config.trusted_clients),
+        ),
+    )
+
+
+def server_config(app: ASGIApp, config: NodeConfig) -> uvicorn.Config:
+    limits = ConnectionSettings(
+        max_connections=config.max_connections,
+        max_connections_per_client=config.max_connections_per_client,
+        trusted_clients=frozenset(config.trusted_clients),
+        header_timeout_s=config.header_timeout_s,
+        idle_timeout_s=config.idle_timeout_s,
+    )
+    return uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        http=guarded_protocol(limits),
+        log_level=config.log_level.lower(),
+        access_log=False,
+        timeout_keep_alive=max(1, round(config.idle_timeout_s)),
+        timeout_graceful_shutdown=10,
+        h11_max_incomplete_event_size=16 * 1024,  # request line + headers
+        **tls_options(config.tls_cert, config.tls_key, config.tls_client_ca),
+    )
+
+
+def peer_tls_context(
+    peer_ca: Path | None, cert: Path | None = None, key: Path | None = None
+) -> ssl.SSLContext:
+    """How this node calls its peers' https:// URLs: their certificates checked against
+    the system CAs or `peer_ca`; this node's own certificate presented as a client
+    certificate, so validators that require mTLS (tls_client_ca) accept each other."""
+    context = ssl.create_default_context(cafile=str(peer_ca) if peer_ca else None)
+    if cert is not None:
+        context.load_cert_chain(str(cert), str(key) if key else None)
+    return context

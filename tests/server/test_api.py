@@ -1,0 +1,104 @@
+"""The API in process, over the NodeServices of a real runtime on the in-memory store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+
+from almoner.node.chain.codec import H, array_header, decode, encode
+from almoner.node.chain.store import MemoryStore
+from almoner.node.server.api import create_app
+from almoner.node.server.app import NodeRuntime, assemble_runtime
+from almoner.node.server.config import NodeConfig
+from almoner.node.server.p2p import seal
+from tests.localchain import Workload, local_genesis
+
+MSGPACK = {"content-type": "application/msgpack", "accept": "application/msgpack"}
+
+
+def serve(
+    tmp_path: Path, scenario: Callable[[httpx.AsyncClient, NodeRuntime, Workload], Awaitable[None]]
+) -> None:
+    genesis, keys = local_genesis(4)
+    config = NodeConfig(genesis=tmp_path / "genesis.json", data_dir=tmp_path / "data")
+    runtime = assemble_runtime(config, genesis, MemoryStore(), None)
+    transport = httpx.ASGITransport(app=create_app(runtime))
+
+    async def run() -> None:
+        async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
+            await scenario(client, runtime, Workload(genesis, keys))
+
+    asyncio.run(run())
+
+
+def test_submit_and_read_a_pending_tx(tmp_path: Path) -> None:
+    async def scenario(client: httpx.AsyncClient, rt: NodeRuntime, work: Workload) -> None:
+        raw = work.donation()
+        response = await client.post("/v1/txs", content=raw, headers=MSGPACK)
+        assert response.status_code == 202
+        assert decode(response.content) == {"tx_id": H(raw), "status": "pending"}
+        got = (await client.get(f"/v1/txs/{H(raw).hex()}")).json()
+        assert (got["status"], got["receipt"]) == ("pending", None)
+        batch = array_header(2) + raw + encode("not a tx")
+        results = (await client.post("/v1/txs/batch", content=batch)).json()["results"]
+        assert results[0] == {"index": 0, "tx_id": H(raw).hex(), "status": "pending"}
+        assert results[1]["status"] == "rejected" and results[1]["error"]["code"] == "invalid_field"
+        genesis = await client.get("/v1/genesis", headers={"accept": "application/msgpack"})
+        assert genesis.content == encode(rt.genesis.to_protocol())
+        head = await client.get("/v1/head")  # nothing committed yet
+        assert (head.status_code, head.json()["error"]["code"]) == (404, "not_found")
+
+    serve(tmp_path, scenario)
+
+
+def test_errors_keep_their_v1_status_and_code(tmp_path: Path) -> None:
+    async def scenario(client: httpx.AsyncClient, rt: NodeRuntime, work: Workload) -> None:
+        async def code(response: httpx.Response) -> tuple[int, str]:
+            return response.status_code, response.json()["error"]["code"]
+
+        assert await code(await client.post("/v1/txs", content=b"\xc1")) == (400, "malformed")
+        bad_hex = await client.get("/v1/txs/zz")
+        assert await code(bad_hex) == (400, "invalid_field")
+        assert bad_hex.json()["error"]["details"] == {"field": "tx_id"}
+        assert await code(await client.get(f"/v1/txs/{'ab' * 32}")) == (404, "not_found")
+        assert await code(await client.get("/v1/nowhere")) == (404, "not_found")
+        assert await code(await client.delete("/v1/head")) == (405, "method_not_allowed")
+        assert await code(await client.get("/v1/blocks/0")) == (400, "invalid_field")
+        assert await code(await client.get("/v1/blocks/9")) == (404, "not_found")
+        # Digits that are not ASCII pass str.isdigit() but not int(): found by schemathesis.
+        for odd in ("%C2%B2", "%D9%A3", "%EF%BC%91"):  # superscript two, Arabic-Indic, fullwidth
+            assert await code(await client.get(f"/v1/blocks/{odd}")) == (400, "invalid_field")
+        events = await client.get("/v1/events", headers={b"last-event-id": b"\xb2"})
+        assert events.status_code == 400
+        big = b"\x00" * (rt.config.max_body_bytes + 1)
+        assert await code(await client.post("/v1/txs/batch", content=big)) == (413, "too_large")
+        assert await code(await client.post("/v1/p2p/messages", content=b"\xc1")) == (
+            400,
+            "malformed",
+        )
+        # A well-formed envelope from a validator, to a node whose driver is not running.
+        envelope = seal(work.keys.validators[0], rt.ledger.chain_id, [{"type": "txs", "txs": []}])
+        refused = await client.post("/v1/p2p/messages", content=envelope)
+        assert await code(refused) == (403, "not_a_validator")
+        assert rt.ledger.head.height == 0 and len(rt.mempool) == 0
+
+    serve(tmp_path, scenario)
+
+
+def test_health_readiness_metrics_and_a_failed_store(tmp_path: Path) -> None:
+    async def scenario(client: httpx.AsyncClient, rt: NodeRuntime, work: Workload) -> None:
+        assert (await client.get("/healthz")).json() == {"ok": True}
+        ready = await client.get("/readyz")  # not started: no peers known yet
+        assert (ready.status_code, ready.json()["ready"]) == (503, False)
+        metrics = (await client.get("/metrics")).text
+        assert "almoner_height 0" in metrics and "almoner_http_requests_total" in metrics
+        status = (await client.get("/v1/status")).json()
+        assert status["genesis_hash"] == rt.genesis.hash.hex() and status["validator"] is False
+        rt.store.close()  # the disk goes away under a running API
+        failed = await client.get("/v1/parties/" + "00" * 32)
+        assert failed.status_code == 503 and failed.json()["error"]["code"] == "unhealthy"
+
+    serve(tmp_path, scenario)
