@@ -110,4 +110,9 @@ def open_envelope(body: bytes, chain: str, validators: frozenset[bytes], max_siz
         raise P2PError(400, "invalid_field", "p2p msgs must be bin (an encoded array)")
     if not verify(sender, p2p_sign_bytes(envelope), sig):
         raise P2PError(401, "bad_signature", "p2p envelope signature does not verify")
-    return Envelope(sender, parse_frame(blob))
+    try:
+        return Envelope(sender, parse_frame(blob))
+    except P2PError as exc:
+        if exc.code == "too_many_messages":  # v1 names one code for every size limit
+            raise P2PError(413, "too_large", exc.message) from exc
+        raise

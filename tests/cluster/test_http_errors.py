@@ -12,6 +12,7 @@ import pytest
 from almoner.node.chain.codec import H, decode, encode
 from almoner.node.chain.crypto import KeyPair
 from almoner.node.chain.tx import make_tx
+from almoner.node.server.p2p import seal
 from tests.cluster.harness import Cluster, running_cluster
 from tests.p2p_peer import send_msgs
 
@@ -186,9 +187,13 @@ def test_p2p_channel_refuses_a_key_not_pinned_in_genesis(cluster: Cluster) -> No
     assert send_msgs(target, node, stranger, cluster.chain_id, [vote]) == b""
     metrics = httpx.get(target + "/metrics").text
     assert 'almoner_p2p_refused_total{code="not_a_validator"} 1' in metrics
-    # The old HTTP envelope path is gone: nobody reaches the decoder that way.
-    expect(httpx.post(target + "/v1/p2p/messages", content=b"\x90", headers=MSGPACK), 404,
-           "not_found")  # fmt: skip
+    # The v1 HTTP envelope route refuses the same key, before decoding its messages.
+    envelope = seal(stranger, cluster.chain_id, [vote])
+    refused = httpx.post(target + "/v1/p2p/messages", content=envelope, headers=MSGPACK)
+    expect(refused, 403, "not_a_validator")
+    assert (
+        'almoner_p2p_refused_total{code="not_a_validator"} 2' in httpx.get(target + "/metrics").text
+    )
     assert snapshot(cluster) == before
     assert httpx.get(target + "/healthz").status_code == 200
 
