@@ -25,6 +25,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -133,12 +134,13 @@ def parse_wrk(out: str) -> tuple[int, int, float, float, float]:
 
 def start_profile(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes] | None:
     """py-spy (`pip install py-spy`) sampling one node while wrk runs; None without it."""
-    if not shutil.which("py-spy"):
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if spy is None:
         print("py-spy not found (pip install py-spy): no profile")
         return None
     return subprocess.Popen(
         [
-            "py-spy",
+            spy,
             "record",
             "--pid",
             str(pid),
@@ -217,7 +219,10 @@ def run_wrk(
         cores = (cpu_seconds(pids) - cpu_before) / wall
     finally:
         os.unlink(script.name)
-    requests, failed, duration, p50, p99 = parse_wrk(out)
+    try:
+        requests, failed, duration, p50, p99 = parse_wrk(out)
+    except (AttributeError, ValueError) as exc:
+        raise SystemExit(f"wrk gave no figures for {url} ({exc}):\n{out}") from None
     return Run(requests, failed, duration, p50, p99, cores)
 
 
