@@ -173,6 +173,8 @@ class NodeRuntime:
     def gossip_txs(self, raws: list[bytes]) -> None:
         if self.transport is not None:
             self.transport.broadcast({"type": "txs", "txs": raws})
+        if self.driver is not None:
+            self.driver.nudge()
 
     def peer_series(self, attribute: str) -> dict[tuple[tuple[str, str], ...], float]:
         if self.transport is None:

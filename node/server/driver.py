@@ -275,6 +275,13 @@ class Driver:
         if len(self._sync_refused) > 1024:  # sources are configured peers; stay bounded
             self._sync_refused.clear()
 
+    def nudge(self) -> None:
+        """Txs were just admitted: an idle driver starts the next height now rather than at
+        its next tick (up to tick_ms of latency for a lone submission)."""
+        if self._idle and self.machine is not None and self.inbox.empty():
+            with contextlib.suppress(asyncio.QueueFull):
+                self.inbox.put_nowait(Tick())
+
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(self.tick_ms / 1000)
