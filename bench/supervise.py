@@ -32,11 +32,11 @@ from typing import Any
 
 from almoner.node.audit.archive import ArchiveReader, ArchiveWriter
 from almoner.node.audit.supervise.engine import supervise
-from almoner.node.audit.supervise.features import FeatureRow
-from almoner.node.audit.supervise.scores import MissingExtra, score_rows
 from almoner.node.audit.verify import verify_chain
 from almoner.node.chain.codec import H, encode
 from almoner.node.chain.store import LevelStore
+from almoner.node.chain.supervision.features import FeatureRow
+from almoner.node.chain.supervision.scores import MissingExtra, score_rows
 from bench.supervise_ledger import generate, signal_key
 from tests.localchain import LocalChain
 

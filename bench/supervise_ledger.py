@@ -16,9 +16,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from almoner.node.audit.supervise.periods import period_bounds
 from almoner.node.chain.codec import H
 from almoner.node.chain.genesis import Genesis
+from almoner.node.chain.supervision.periods import period_bounds
 from almoner.node.chain.tx import encode_tx, make_tx
 from tests.localchain import LOCAL_GENESIS_TIME, LocalKeys, local_genesis
 

@@ -12,12 +12,12 @@ import click
 
 from almoner.cli.output import EXIT_ERROR, fail
 from almoner.cli.verify_cmd import ProgressBar, open_source
-from almoner.node.audit.supervise import thresholds
 from almoner.node.audit.supervise.engine import SuperviseReport, supervise
-from almoner.node.audit.supervise.model import SEVERITIES, severity_rank
-from almoner.node.audit.supervise.periods import GRANULARITIES, parse_date
-from almoner.node.audit.supervise.scores import SCORERS
 from almoner.node.audit.verify import VerifyReport
+from almoner.node.chain.supervision import thresholds
+from almoner.node.chain.supervision.model import SEVERITIES, severity_rank
+from almoner.node.chain.supervision.periods import GRANULARITIES, parse_date
+from almoner.node.chain.supervision.scores import SCORERS
 from almoner.node.errors import AlmonerError
 
 EXIT_SIGNALS = 1

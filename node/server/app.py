@@ -49,6 +49,8 @@ from almoner.node.server.mempool import Mempool
 from almoner.node.server.metrics import Metrics
 from almoner.node.server.notifier import CommitNotifier
 from almoner.node.server.services import ApiLimits
+from almoner.node.server.supervision import SupervisionService
+from almoner.node.server.supervision_api import supervision_routes
 from almoner.node.server.tasks import cancel_all
 from almoner.node.server.transport import Transport
 
@@ -268,9 +270,11 @@ def assemble_runtime(
 
 
 def create_node_app(rt: NodeRuntime) -> FastAPI:
-    app = create_app(rt, extra=(governance_routes(rt),))
+    supervision = SupervisionService(rt.ledger, rt.genesis, rt.node_id)
+    supervision.install_metrics(rt.metrics)
+    app = create_app(rt, extra=(governance_routes(rt), supervision_routes(supervision)))
     install_docs(app)
-    install_explorer(app, rt)
+    install_explorer(app, rt, supervision)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -278,6 +282,7 @@ def create_node_app(rt: NodeRuntime) -> FastAPI:
         try:
             yield
         finally:
+            await asyncio.to_thread(supervision.stop)  # it reads the store: stop it first
             await rt.stop()
 
     app.router.lifespan_context = lifespan

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from almoner.node.audit.supervise import thresholds
 from almoner.node.audit.supervise.engine import SuperviseReport, supervise
-from almoner.node.audit.supervise.model import Signal
 from almoner.node.chain.codec import H, encode
+from almoner.node.chain.supervision import thresholds
+from almoner.node.chain.supervision.model import Signal
 from tests.localchain import LOCAL_GENESIS_TIME, LocalChain, Workload, local_genesis
 
 DAY = 86_400_000

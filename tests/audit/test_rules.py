@@ -3,9 +3,9 @@ checked) and a near miss just on the other side of its threshold."""
 
 from __future__ import annotations
 
-from almoner.node.audit.supervise.model import Signal
 from almoner.node.chain.crypto import KeyPair
 from almoner.node.chain.signing import rotation_sign_bytes
+from almoner.node.chain.supervision.model import Signal
 from tests.audit.scenario import DAY, HOUR, Scenario
 
 

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from almoner.node.audit.supervise.features import FEATURES, FeatureRow
-from almoner.node.audit.supervise.scores import score_rows
+from almoner.node.chain.supervision.features import FEATURES, FeatureRow
+from almoner.node.chain.supervision.scores import score_rows
 from almoner.node.errors import AlmonerError
 from tests.audit.scenario import DAY, Scenario
 

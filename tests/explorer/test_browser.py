@@ -5,6 +5,7 @@ tampering proxy, the charity page's Sankey, both languages, and screenshots."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -170,3 +171,48 @@ def test_chinese_is_chosen_by_accept_language_and_the_switch_sticks(
         chinese.get(node.url + "/")  # the cookie keeps English without ?lang
         assert chinese.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
         assert "Latest donations" in chinese.page_source
+
+
+def test_regulator_signals_page_in_both_languages(
+    node: RunningNode, browser: webdriver.Chrome, screenshots: Path
+) -> None:
+    import httpx
+
+    for _ in range(300):  # the first look starts the analysis; it ends within seconds
+        api = httpx.get(f"{node.url}/v1/supervision/signals", params={"limit": 500}).json()
+        if api["computed_by"]["complete"]:
+            break
+        time.sleep(0.1)
+    assert api["computed_by"]["height"] == node.chain.height
+    browser.get(node.url + "/regulator?lang=en")
+    browser.find_element(By.CSS_SELECTOR, 'nav a[href="/regulator/signals"]').click()
+    WebDriverWait(browser, 10).until(lambda b: "/regulator/signals" in b.current_url)
+    banner = by_testid(browser, "computed-by")[0]
+    assert attr(banner, "data-height") == str(node.chain.height)
+    assert attr(banner, "data-node") == api["computed_by"]["node"]
+    assert "almoner supervise" in banner.text and str(node.chain.height) in banner.text
+    rows = by_testid(browser, "signal-row")
+    assert [attr(r, "data-rule") for r in rows] == [s["rule"] for s in api["items"][:50]]
+    explanations = [e.text for e in by_testid(browser, "explanation")]
+    assert explanations == [s["explanation"]["en"] for s in api["items"][:50]]
+    first_tx = api["items"][0]["txs"][0]["tx_id"]
+    assert rows[0].find_element(By.CSS_SELECTOR, f'a[href="/v1/txs/{first_tx}"]')
+    assert by_testid(browser, "score-row")
+    browser.save_screenshot(str(screenshots / "signals-en.png"))
+    # Filter by rule with the form, then switch to Chinese: the filter stays.
+    select = by_testid(browser, "rule-filter")[0]
+    select.find_element(By.CSS_SELECTOR, 'option[value="overhead_above_limit"]').click()
+    select.find_element(By.XPATH, "./ancestor::form").submit()
+    WebDriverWait(browser, 10).until(lambda b: "rule=overhead_above_limit" in b.current_url)
+    overhead = [s for s in api["items"] if s["rule"] == "overhead_above_limit"]
+    assert len(by_testid(browser, "signal-row")) == len(overhead) == 3
+    by_testid(browser, "lang-switch")[0].click()
+    WebDriverWait(browser, 10).until(
+        lambda b: b.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
+    )
+    assert "almoner supervise" in by_testid(browser, "computed-by")[0].text
+    assert "独立核查" in by_testid(browser, "computed-by")[0].text
+    zh = [e.text for e in by_testid(browser, "explanation")]
+    assert zh == [s["explanation"]["zh"] for s in overhead]
+    assert "管理费用超限" in browser.page_source
+    browser.save_screenshot(str(screenshots / "signals-zh-CN.png"))

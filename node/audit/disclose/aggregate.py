@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from almoner.node.audit.supervise.model import Event
-from almoner.node.audit.supervise.periods import iso_time
-from almoner.node.audit.supervise.rules import Context
 from almoner.node.chain.state import get_campaign, get_party
+from almoner.node.chain.supervision.model import Event
+from almoner.node.chain.supervision.periods import iso_time
+from almoner.node.chain.supervision.rules import Context
 from almoner.node.chain.tx import GENERAL_FUND
 
 Sums = dict[tuple[Any, ...], list[int]]  # key -> [count, amount]

@@ -22,8 +22,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 from almoner.node.audit.disclose.aggregate import CharityPeriod, Disclosure, PartyInfo
-from almoner.node.audit.supervise.money import major_text
-from almoner.node.audit.supervise.periods import iso_time
+from almoner.node.chain.supervision.money import major_text
+from almoner.node.chain.supervision.periods import iso_time
 
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 NGO = "22"  # OrganisationType: National NGO

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from almoner.node.audit.disclose.tables import COLUMNS
-from almoner.node.audit.supervise.scores import MissingExtra
+from almoner.node.chain.supervision.scores import MissingExtra
 
 INTS = ("count", "amount")
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from almoner.node.audit.disclose.aggregate import Disclosure, DisclosureCollector
-from almoner.node.audit.supervise import thresholds
-from almoner.node.audit.supervise.engine import Supervisor
+from almoner.node.audit.supervise.engine import ReplayFeed
 from almoner.node.audit.verify import Progress, VerifyReport, verify_chain
 from almoner.node.chain.codec import to_json_view
 from almoner.node.chain.genesis import Genesis
+from almoner.node.chain.supervision import thresholds
+from almoner.node.chain.supervision.engine import Supervisor
 
 
 def disclose(
@@ -34,7 +35,7 @@ def disclose(
         jobs=jobs,
         source_genesis_hash=source_genesis_hash,
         progress=progress,
-        observer=supervisor,
+        observer=ReplayFeed(supervisor, proofs=False),
     )
     if not verified.ok:
         return verified, None

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from almoner.node.audit.disclose.aggregate import CharityPeriod, Disclosure, Sums
-from almoner.node.audit.supervise.money import major_text
-from almoner.node.audit.supervise.periods import iso_time
+from almoner.node.chain.supervision.money import major_text
+from almoner.node.chain.supervision.periods import iso_time
 
 COLUMNS = (
     "chain_id",

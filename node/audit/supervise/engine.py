@@ -13,26 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from almoner.node.audit.supervise import thresholds
-from almoner.node.audit.supervise.events import block_events
-from almoner.node.audit.supervise.features import FeatureCollector, FeatureRow
-from almoner.node.audit.supervise.model import Event, Signal, severity_rank
-from almoner.node.audit.supervise.periods import iso_time, period_bounds
-from almoner.node.audit.supervise.rules import ALL_RULES, Context, Rule
-from almoner.node.audit.supervise.scores import Score, score_rows
 from almoner.node.audit.verify import Progress, VerifyReport, verify_chain
 from almoner.node.chain.genesis import Genesis
 from almoner.node.chain.ledger import ExecutedBlock, Ledger
-
-
-class EventConsumer(Protocol):
-    """Something else fed from the same replay (the disclosure aggregator)."""
-
-    def on_event(self, event: Event, ctx: Context) -> None: ...
-
-    def close_period(self, ctx: Context, label: str, start: int, end: int) -> None: ...
+from almoner.node.chain.supervision import thresholds
+from almoner.node.chain.supervision.engine import EventConsumer, Supervisor, in_period
+from almoner.node.chain.supervision.features import FeatureRow
+from almoner.node.chain.supervision.model import Signal, severity_rank
+from almoner.node.chain.supervision.periods import iso_time
+from almoner.node.chain.supervision.scores import Score, score_rows
 
 
 @dataclass
@@ -75,20 +66,9 @@ class SuperviseReport:
         return txs
 
     def signal_json(self, signal: Signal) -> dict[str, Any]:
-        return {
-            "rule": signal.rule,
-            "severity": signal.severity,
-            "party": signal.party.hex(),
-            "party_name": self.names.get(signal.party.hex(), ""),
-            "period": signal.period,
-            "subject": signal.subject,
-            "from": iso_time(signal.start),
-            "to": iso_time(signal.end),
-            "txs": self._tx_json(signal),
-            "txs_omitted": signal.txs_omitted,
-            "explanation": {"en": signal.en, "zh": signal.zh},
-            "details": signal.details,
-        }
+        view = signal.to_json(self.names.get(signal.party.hex(), ""))
+        view["txs"] = self._tx_json(signal)
+        return view
 
     def to_json(self) -> dict[str, Any]:
         verify = self.verify.to_json()
@@ -112,79 +92,33 @@ class SuperviseReport:
         }
 
 
-class Supervisor:
-    """The replay observer: rules, features and any extra consumers, in chain order."""
+class ReplayFeed:
+    """verify's replay observer: the core engine, plus what only a verified replay gives
+    (inclusion proofs against the verified head)."""
 
-    def __init__(
-        self,
-        settings: dict[str, dict[str, Any]],
-        granularity: str,
-        consumers: Iterable[EventConsumer] = (),
-        *,
-        proofs: bool = False,
-    ) -> None:
-        self.settings = settings
-        self.granularity = granularity
-        self.consumers = list(consumers)
+    def __init__(self, supervisor: Supervisor, *, proofs: bool) -> None:
+        self.supervisor = supervisor
         self.want_proofs = proofs
-        self.ctx: Context | None = None
-        self.rules: list[Rule] = []
-        self.features = FeatureCollector()
-        self.signals: list[Signal] = []
-        self.period: tuple[str, int, int] | None = None
-        self.now = 0  # the newest block time seen
         self.proofs: dict[int, list[bytes]] | None = None
         self.names: dict[str, str] = {}
 
-    def _start(self, ledger: Ledger) -> Context:
-        ctx = Context(ledger, self.granularity)
-        self.rules = [
-            rule(self.settings[rule.name], ctx)
-            for rule in ALL_RULES
-            if self.settings[rule.name]["enabled"]
-        ]
-        self.ctx = ctx
-        return ctx
-
-    def _close(self, ctx: Context) -> None:
-        assert self.period is not None
-        label, start, end = self.period
-        for rule in self.rules:
-            self.signals.extend(rule.close_period(label, start, end))
-        self.features.close_period(ctx.ledger, label, start, end, self.now)
-        for consumer in self.consumers:
-            consumer.close_period(ctx, label, start, end)
-
     def block(self, executed: ExecutedBlock, ledger: Ledger) -> None:
-        ctx = self.ctx or self._start(ledger)
-        now = executed.block["header"]["time"]
-        period = period_bounds(now, self.granularity)
-        if self.period is not None and period[0] != self.period[0]:
-            self._close(ctx)
-        self.period = period
-        self.now = now
-        ctx.block_index = {tid: i for i, tid in enumerate(executed.tx_ids)}
-        for rule in self.rules:
-            self.signals.extend(rule.on_time(now))
-        for event in block_events(executed, ctx.party_of):
-            for rule in self.rules:
-                self.signals.extend(rule.on_event(event))
-            self.features.on_event(event)
-            for consumer in self.consumers:
-                consumer.on_event(event, ctx)
+        self.supervisor.block(executed, ledger)
 
     def finish(self, ledger: Ledger, report: VerifyReport) -> None:
-        if self.ctx is None or self.period is None:
+        supervisor = self.supervisor
+        if supervisor.ctx is None or supervisor.period is None:
             return
         if report.ok:
-            self._close(self.ctx)
+            supervisor.close()
         if self.want_proofs and report.head is not None:
             log = ledger.log()
             size = report.head["log_size"]
-            leaves = {ref.leaf_index for s in self.signals for ref in s.txs}
+            leaves = {ref.leaf_index for s in supervisor.signals for ref in s.txs}
             self.proofs = {leaf: log.inclusion_proof(leaf, size) for leaf in sorted(leaves)}
-        parties = {s.party for s in self.signals} | {r.charity for r in self.features.rows}
-        self.names = {party.hex(): self.ctx.name(party) for party in parties}
+        parties = {s.party for s in supervisor.signals}
+        parties |= {r.charity for r in supervisor.features.rows}
+        self.names = supervisor.names(parties)
 
 
 def supervise(
@@ -208,14 +142,15 @@ def supervise(
     reported as a finding.
     """
     resolved = settings if settings is not None else thresholds.resolve({})
-    supervisor = Supervisor(resolved, granularity, consumers, proofs=proofs)
+    supervisor = Supervisor(resolved, granularity, consumers)
+    replay = ReplayFeed(supervisor, proofs=proofs)
     verified = verify_chain(
         genesis,
         items,
         jobs=jobs,
         source_genesis_hash=source_genesis_hash,
         progress=progress,
-        observer=supervisor,
+        observer=replay,
     )
     report = SuperviseReport(verified, resolved, granularity, start, end)
     if not verified.ok:
@@ -224,12 +159,8 @@ def supervise(
     report.signals.sort(key=lambda s: s.end)  # stable: chain order within one time
     rows = supervisor.features.rows
     scored = score_rows(rows, scorer)
-    report.scores = [s for s in scored if _period_in(s.start, s.end, start, end)]
-    report.features = [r for r in rows if _period_in(r.start, r.end, start, end)]
-    report.proofs = supervisor.proofs
-    report.names = supervisor.names
+    report.scores = [s for s in scored if in_period(s.start, s.end, start, end)]
+    report.features = [r for r in rows if in_period(r.start, r.end, start, end)]
+    report.proofs = replay.proofs
+    report.names = replay.names
     return report
-
-
-def _period_in(p_start: int, p_end: int, start: int | None, end: int | None) -> bool:
-    return (start is None or p_end > start) and (end is None or p_start < end)

@@ -138,6 +138,58 @@ MESSAGES: dict[str, dict[str, str]] = {
     "validator": {"en": "Validator", "zh-CN": "验证节点"},
     "kind": {"en": "Kind", "zh-CN": "类型"},
     "round": {"en": "Round", "zh-CN": "轮次"},
+    "signals_title": {"en": "Risk signals", "zh-CN": "风险信号"},
+    "signals_banner": {
+        "en": "Computed by node {node} at height {height} from its own copy of the chain. "
+        "Verify independently with `almoner supervise`.",
+        "zh-CN": "由节点 {node} 在高度 {height} 根据其自身保存的账本计算。"
+        "请使用 `almoner supervise` 独立核查。",
+    },
+    "signals_behind": {
+        "en": "Analysis in progress: the chain's head is at height {head}; reload for more.",
+        "zh-CN": "正在分析：账本最新高度为 {head}，请稍后刷新。",
+    },
+    "signals_error": {"en": "Analysis stopped: {error}", "zh-CN": "分析已停止：{error}"},
+    "signals_intro": {
+        "en": "Findings of the supervision rules (default thresholds, docs/supervision.md) "
+        "and anomaly scores per charity and period, with the features that drive them.",
+        "zh-CN": "监管规则的发现（默认阈值，见 docs/supervision.md），以及各慈善组织分期的"
+        "异常评分及其主要驱动指标。",
+    },
+    "all_rules": {"en": "All rules", "zh-CN": "全部规则"},
+    "filter": {"en": "Filter", "zh-CN": "筛选"},
+    "rule": {"en": "Rule", "zh-CN": "规则"},
+    "severity": {"en": "Severity", "zh-CN": "严重程度"},
+    "severity_info": {"en": "Info", "zh-CN": "提示"},
+    "severity_warning": {"en": "Warning", "zh-CN": "警告"},
+    "severity_high": {"en": "High", "zh-CN": "严重"},
+    "party": {"en": "Party", "zh-CN": "相关方"},
+    "explanation": {"en": "Explanation", "zh-CN": "说明"},
+    "scores_title": {"en": "Anomaly scores", "zh-CN": "异常评分"},
+    "score": {"en": "Score", "zh-CN": "评分"},
+    "drivers": {"en": "Driven by", "zh-CN": "主要驱动指标"},
+    "rule_unconfirmed_donation": {"en": "Unconfirmed donation", "zh-CN": "捐赠未确认"},
+    "rule_spent_before_confirmation": {
+        "en": "Spent before confirmation",
+        "zh-CN": "确认前即支出",
+    },
+    "rule_idle_restricted_funds": {"en": "Idle restricted funds", "zh-CN": "限定资金闲置"},
+    "rule_overhead_above_limit": {"en": "Overhead above limit", "zh-CN": "管理费用超限"},
+    "rule_disbursement_without_evidence": {
+        "en": "Disbursement without evidence",
+        "zh-CN": "支出无凭证",
+    },
+    "rule_circular_flow": {"en": "Circular flow", "zh-CN": "资金回流"},
+    "rule_quick_refund": {"en": "Quick refund", "zh-CN": "快速退款"},
+    "rule_donation_splitting": {"en": "Donation splitting", "zh-CN": "拆分捐赠"},
+    "rule_payee_concentration": {"en": "Payee concentration", "zh-CN": "收款方集中"},
+    "rule_audit_opinion": {"en": "Audit opinion or suspension", "zh-CN": "审计意见或暂停资格"},
+    "feature_overhead_ratio": {"en": "overhead ratio", "zh-CN": "管理费用占比"},
+    "feature_payee_concentration": {"en": "payee concentration", "zh-CN": "收款方集中度"},
+    "feature_confirmation_delay": {"en": "confirmation delay (days)", "zh-CN": "确认延迟（天）"},
+    "feature_refund_rate": {"en": "refund rate", "zh-CN": "退款率"},
+    "feature_idle_share": {"en": "idle share", "zh-CN": "闲置资金占比"},
+    "feature_spending_velocity": {"en": "spending velocity", "zh-CN": "支出速度"},
     "unsupported": {
         "en": "This browser cannot check Ed25519 signatures.",
         "zh-CN": "此浏览器无法验证 Ed25519 签名。",

@@ -56,7 +56,7 @@ def _translator(request: Request) -> Translator:
     )
 
 
-def _page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+def render_page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     t = _translator(request)
     switch = dict(request.query_params)
     switch["lang"] = t.other
@@ -76,7 +76,7 @@ def _page(request: Request, template: str, status: int = 200, **context: Any) ->
 
 
 def _not_found(request: Request, what: str) -> HTMLResponse:
-    return _page(request, "error.html", 404, what=what)
+    return render_page(request, "error.html", 404, what=what)
 
 
 def _hex(value: str) -> bytes | None:
@@ -126,7 +126,7 @@ def explorer_router(ledger: Callable[[], Ledger], genesis: Genesis) -> APIRouter
             {"name": names.get(key, ""), "pubkey": key.hex()}
             for key in chain.validators(chain.head.height + 1)
         ]
-        return _page(
+        return render_page(
             request,
             "home.html",
             q=q or "",
@@ -174,7 +174,7 @@ def explorer_router(ledger: Callable[[], Ledger], genesis: Genesis) -> APIRouter
             "validators": [v.pubkey.hex() for v in genesis.validators],
             "trace": f"/v1/donations/{platform}/{quote(donation_id)}/trace",
         }
-        return _page(
+        return render_page(
             request,
             "track.html",
             donation=record,
@@ -218,7 +218,7 @@ def explorer_router(ledger: Callable[[], Ledger], genesis: Genesis) -> APIRouter
         for item in donations.items:
             item["amount_text"] = t.money(item["amount"], item["currency"])
             item["platform_name"] = party_name(store, item["platform"])
-        return _page(
+        return render_page(
             request,
             "charity.html",
             party=party,
@@ -248,7 +248,7 @@ def explorer_router(ledger: Callable[[], Ledger], genesis: Genesis) -> APIRouter
                 audits = queries.list_attestations(store, party["pubkey"], limit=1).items
                 row["audit"] = audits[0] if audits else None
             rows.append(row)
-        return _page(
+        return render_page(
             request,
             "regulator.html",
             rows=rows,

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from almoner.node.audit.supervise.model import Event, Hop, TxRef
 from almoner.node.chain import schema
 from almoner.node.chain.ledger import ExecutedBlock
 from almoner.node.chain.state import decode_record
+from almoner.node.chain.supervision.model import Event, Hop, TxRef
 
 _PLATFORM = 32
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from almoner.node.audit.supervise.model import Event
-from almoner.node.audit.supervise.periods import DAY_MS
 from almoner.node.chain.ledger import Ledger
 from almoner.node.chain.state import fund_balances
+from almoner.node.chain.supervision.model import Event
+from almoner.node.chain.supervision.periods import DAY_MS
 
 FEATURES = (
     "overhead_ratio",
@@ -98,11 +98,19 @@ class FeatureCollector:
 
     def close_period(self, ledger: Ledger, label: str, start: int, end: int, now: int) -> None:
         """`now`: the last block time seen, which ends an unfinished last period."""
+        self.rows.extend(self.period_rows(ledger, label, start, end, now))
+        self.current = {}
+
+    def period_rows(
+        self, ledger: Ledger, label: str, start: int, end: int, now: int
+    ) -> list[FeatureRow]:
+        """The rows closing the period now would add; changes nothing."""
         until = min(end, now)
         ages: dict[bytes, tuple[int, int]] = {}
         for recorded, charity in self.pending.values():
             total, count = ages.get(charity, (0, 0))
             ages[charity] = (total + max(0, until - recorded), count + 1)
+        rows = []
         for charity, entry in sorted(self.current.items()):
             age_total, age_count = ages.get(charity, (0, 0))
             waits = entry.confirmations + age_count
@@ -124,8 +132,8 @@ class FeatureCollector:
                     entry.disbursed, entry.donated + entry.transferred_in, cap=10.0
                 ),
             }
-            self.rows.append(FeatureRow(charity, label, start, end, values))
-        self.current = {}
+            rows.append(FeatureRow(charity, label, start, end, values))
+        return rows
 
 
 def _share(part: int, whole: int, cap: float = 1.0) -> float:

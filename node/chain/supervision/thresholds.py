@@ -17,7 +17,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from almoner.node.audit.supervise.model import SEVERITIES
+from almoner.node.chain.supervision.model import SEVERITIES
 from almoner.node.errors import AlmonerError
 
 # rule -> key -> default. Amounts are minor units of whatever currency the tx uses.

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from almoner.node.audit.supervise.model import Event, Signal, TxRef
-from almoner.node.audit.supervise.money import major_text
-from almoner.node.audit.supervise.rules.base import MAX_TXS, Context, Rule
+from almoner.node.chain.supervision.model import Event, Signal, TxRef
+from almoner.node.chain.supervision.money import major_text
+from almoner.node.chain.supervision.rules.base import MAX_TXS, Context, Rule
 
 OVERHEAD = ("admin", "fundraising")
 
@@ -50,7 +50,7 @@ class OverheadAboveLimit(Rule):
                 found.append(
                     self._signal(charity, currency, entry, (label, start, end), total, ratio)
                 )
-        self.spending.clear()
+        self.spending = {}
         return found
 
     def _signal(

@@ -17,7 +17,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from almoner.node.audit.supervise.features import FEATURES, FeatureRow
+from almoner.node.chain.supervision.features import FEATURES, FeatureRow
 from almoner.node.errors import AlmonerError
 
 SCORERS = ("robust", "isolation-forest")

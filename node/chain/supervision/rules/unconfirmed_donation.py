@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from almoner.node.audit.supervise.model import Event, Signal, TxRef
-from almoner.node.audit.supervise.money import major_text, spoken
-from almoner.node.audit.supervise.periods import DAY_MS, iso_time
-from almoner.node.audit.supervise.rules.base import Context, Rule
+from almoner.node.chain.supervision.model import Event, Signal, TxRef
+from almoner.node.chain.supervision.money import major_text, spoken
+from almoner.node.chain.supervision.periods import DAY_MS, iso_time
+from almoner.node.chain.supervision.rules.base import Context, Rule
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,11 +6,11 @@ import heapq
 from dataclasses import dataclass
 from typing import Any
 
-from almoner.node.audit.supervise.model import Event, Signal, TxRef
-from almoner.node.audit.supervise.money import major_text, spoken
-from almoner.node.audit.supervise.periods import DAY_MS, iso_time
-from almoner.node.audit.supervise.rules.base import Context, Rule
 from almoner.node.chain.state import fund_balance
+from almoner.node.chain.supervision.model import Event, Signal, TxRef
+from almoner.node.chain.supervision.money import major_text, spoken
+from almoner.node.chain.supervision.periods import DAY_MS, iso_time
+from almoner.node.chain.supervision.rules.base import Context, Rule
 from almoner.node.chain.tx import GENERAL_FUND
 
 Key = tuple[bytes, str]  # (charity, campaign): a campaign has one currency

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from almoner.node.audit.supervise.model import Event, Signal, TxRef
-from almoner.node.audit.supervise.money import major_text, spoken
-from almoner.node.audit.supervise.rules.base import Rule
+from almoner.node.chain.supervision.model import Event, Signal, TxRef
+from almoner.node.chain.supervision.money import major_text, spoken
+from almoner.node.chain.supervision.rules.base import Rule
 
 
 class SpentBeforeConfirmation(Rule):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from almoner.node.audit.supervise.model import Event, Signal
-from almoner.node.audit.supervise.rules.base import Rule
+from almoner.node.chain.supervision.model import Event, Signal
+from almoner.node.chain.supervision.rules.base import Rule
 
 OPINIONS_ZH = {"qualified": "保留意见", "adverse": "否定意见", "disclaimer": "无法表示意见"}
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from almoner.node.audit.supervise.model import Event, Signal
-from almoner.node.audit.supervise.money import major_text, spoken
-from almoner.node.audit.supervise.rules.base import Rule
+from almoner.node.chain.supervision.model import Event, Signal
+from almoner.node.chain.supervision.money import major_text, spoken
+from almoner.node.chain.supervision.rules.base import Rule
 
 
 class DisbursementWithoutEvidence(Rule):

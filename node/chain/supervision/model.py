@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from almoner.node.chain.supervision.periods import iso_time
+
 SEVERITIES = ("info", "warning", "high")
 
 
@@ -81,3 +83,21 @@ class Signal:
         if self.periodic:
             return (start is None or self.end > start) and (end is None or self.start < end)
         return (start is None or self.end >= start) and (end is None or self.end < end)
+
+    def to_json(self, party_name: str) -> dict[str, Any]:
+        """The documented shape (docs/supervision.md), shared by `supervise --json` and the
+        node's `/v1/supervision/signals`."""
+        return {
+            "rule": self.rule,
+            "severity": self.severity,
+            "party": self.party.hex(),
+            "party_name": party_name,
+            "period": self.period,
+            "subject": self.subject,
+            "from": iso_time(self.start),
+            "to": iso_time(self.end),
+            "txs": [ref.to_json() for ref in self.txs],
+            "txs_omitted": self.txs_omitted,
+            "explanation": {"en": self.en, "zh": self.zh},
+            "details": self.details,
+        }

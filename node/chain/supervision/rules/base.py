@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from almoner.node.audit.supervise.model import Event, Signal, TxRef
-from almoner.node.audit.supervise.periods import period_bounds
 from almoner.node.chain.ledger import Ledger
 from almoner.node.chain.party_keys import party_id_for
 from almoner.node.chain.state import get_donation, get_party
+from almoner.node.chain.supervision.model import Event, Signal, TxRef
+from almoner.node.chain.supervision.periods import period_bounds
 
 MAX_TXS = 50  # per signal; the rest are counted in `txs_omitted`
 
@@ -67,6 +67,8 @@ class Rule:
         return []
 
     def close_period(self, label: str, start: int, end: int) -> list[Signal]:
+        """The period's signals. Rebind the state it reads (`self.x = {}`), never clear it
+        in place: the node peeks at an open period through a shallow copy of the rule."""
         return []
 
     def signal(
