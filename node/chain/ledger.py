@@ -114,6 +114,10 @@ class Ledger:
         self.chain_id = genesis.chain_id
         self._open()
         self.head = self._load_head()
+        # Validator sets by height, valid for one head: asked for each admitted tx and
+        # each p2p frame, and a reverse LevelDB scan each time otherwise.
+        self._sets: dict[int, tuple[bytes, ...]] = {}
+        self._sets_head: Head | None = None
 
     # -- opening --------------------------------------------------------------------
     def _open(self) -> None:
@@ -202,7 +206,19 @@ class Ledger:
         return MerkleLog(Overlay(self.store))
 
     def validators(self, height: int) -> list[bytes]:
-        return validators_at(self.store, height)
+        # The head is read before the store (a commit writes the store, then the head), and
+        # an answer goes only into the dict of the head it was read under, so a scan that
+        # raced a commit (on the store worker thread) can never be kept for the new head.
+        head = self.head
+        if head is not self._sets_head:
+            self._sets, self._sets_head = {}, head
+        sets = self._sets
+        keys = sets.get(height)
+        if keys is None:
+            keys = tuple(validators_at(self.store, height))
+            if len(sets) < 16 and self._sets_head is head:
+                sets[height] = keys
+        return list(keys)
 
     def version(self, height: int) -> int:
         """The protocol version blocks at `height` follow (1 until an adopted upgrade)."""
