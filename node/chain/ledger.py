@@ -189,6 +189,18 @@ class Ledger:
         raw = self.store.get(schema.CERT + schema.u64(height))
         return None if raw is None else _decode_stored(raw, f"certificate {height}")
 
+    def block_hash_at(self, height: int) -> bytes | None:
+        """The hash of committed block `height`, from its certificate (a few hundred bytes)
+        rather than by decoding the block: a receipt needs it for every tx it answers."""
+        head = self.head
+        if height == head.height:
+            return head.block_hash
+        cert = self.certificate_at(height)
+        if cert is None:
+            return None
+        value = cert.get("block_hash")
+        return value if isinstance(value, bytes) else None
+
     def height_of(self, block_hash_: bytes) -> int | None:
         raw = self.store.get(schema.BLOCK_BY_HASH + block_hash_)
         return None if raw is None else schema.from_u64(raw)

@@ -30,6 +30,13 @@ def stored_block(ledger: Ledger, height: int) -> dict[str, Any]:
     return block
 
 
+def stored_block_hash(ledger: Ledger, height: int) -> bytes:
+    block_hash_ = ledger.block_hash_at(height)
+    if block_hash_ is None:
+        raise StoreError(f"the store is corrupt: block {height} is indexed but uncertified")
+    return block_hash_
+
+
 def head_view(ledger: Ledger) -> dict[str, Any]:
     """The signed tree head: newest header with its commit certificate."""
     height = ledger.head.height
@@ -78,8 +85,7 @@ def certified_head_at_size(ledger: Ledger, size: int | None) -> tuple[int, bytes
             f"proof_size: no certified head has log_size {size}",
             {"field": "proof_size"},
         )
-    block = stored_block(ledger, height)
-    return height, block_hash(block["header"]), size
+    return height, stored_block_hash(ledger, height), size
 
 
 def receipt(ledger: Ledger, tx_id: bytes, proof_size: int | None = None) -> dict[str, Any] | None:
@@ -93,12 +99,11 @@ def receipt(ledger: Ledger, tx_id: bytes, proof_size: int | None = None) -> dict
             f"proof_size: the tx is not yet in a log of size {size}",
             {"field": "proof_size"},
         )
-    block = stored_block(ledger, location["height"])
     return {
         "tx_id": tx_id,
         "status": "committed",
         "height": location["height"],
-        "block_hash": block_hash(block["header"]),
+        "block_hash": stored_block_hash(ledger, location["height"]),
         "index_in_block": location["index"],
         "proof": inclusion_proof(ledger, location["leaf_index"], size),
         "head": {"height": head_height, "block_hash": head_hash},
