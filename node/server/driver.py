@@ -36,7 +36,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 from almoner.consensus import (
     Decision,
@@ -116,6 +116,10 @@ class SyncedBlock:
 def _height_of(block: dict[str, Any]) -> int:
     height = block["header"].get("height")
     return height if isinstance(height, int) and not isinstance(height, bool) else 0
+
+
+def _is_gossip(event: Tick | PeerMessage | SyncedBlock) -> TypeGuard[PeerMessage]:
+    return isinstance(event, PeerMessage) and event.msg.get("type") == "txs"
 
 
 def wall_ms() -> int:
@@ -299,12 +303,32 @@ class Driver:
                 batch = [await self.inbox.get()]
                 while len(batch) < GROUP_MAX and not self.inbox.empty():
                     batch.append(self.inbox.get_nowait())
+                # Consensus first, and its messages out, before the gossiped txs of the
+                # same group are admitted: a vote must not wait behind a burst of txs.
+                gossip = [e for e in batch if _is_gossip(e)]
                 for event in batch:
-                    await self._handle_logged(event)
+                    if not _is_gossip(event):
+                        await self._handle_logged(event)
+                if gossip and len(gossip) < len(batch):
+                    await self._flush()
+                if gossip:
+                    for event in gossip:
+                        self._admit_gossip(event)
+                    await self._handle_logged(Tick())  # then start or propose once
                 await self._flush()
         except StoreError as exc:
             self._outbox.clear()  # produced by a state that is not on disk: never sent
             self._fail_stop(str(exc))
+
+    def _admit_gossip(self, event: PeerMessage) -> None:
+        """A peer's txs into the mempool; one bad tx is refused alone (the mempool's
+        answer), nothing else of the group is affected."""
+        if self.fatal is not None:
+            return
+        for raw in event.msg.get("txs") or []:
+            if isinstance(raw, bytes):
+                with contextlib.suppress(ProtocolError):
+                    self.mempool.add(raw)
 
     async def _handle_logged(self, event: Tick | PeerMessage | SyncedBlock) -> None:
         try:
@@ -371,10 +395,7 @@ class Driver:
     async def _on_peer_message(self, event: PeerMessage) -> None:
         msg = event.msg
         if msg["type"] == "txs":
-            for raw in msg.get("txs") or []:
-                if isinstance(raw, bytes):
-                    with contextlib.suppress(ProtocolError):
-                        self.mempool.add(raw)
+            self._admit_gossip(event)
             return
         if self.machine is None:
             return

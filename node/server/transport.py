@@ -124,7 +124,8 @@ class Transport:
 
     async def _worker(self, pubkey: bytes, peer: PeerState) -> None:
         while True:
-            batch = await self._next_batch(peer)
+            queued = await self._next_batch(peer)
+            batch = _coalesce_txs(queued)  # counted below as the messages queued
             try:
                 if self.key is None:
                     sent = await self._forward_txs(
@@ -138,12 +139,12 @@ class Transport:
                     body = seal(self.key, self.chain, [msg for msg, _ in batch])
                     sent = await self._post(peer, peer.url + P2P_PATH, body)
             except Exception:  # one bad batch must not silence this peer for good
-                log.exception("dropped a batch of %d messages to %s", len(batch), peer.url)
+                log.exception("dropped a batch of %d messages to %s", len(queued), peer.url)
                 sent = False
             if sent:
-                peer.sent += len(batch)
+                peer.sent += len(queued)
             else:
-                peer.dropped += len(batch)
+                peer.dropped += len(queued)
 
     # -- validators: the TLS channel -----------------------------------------------
     async def _channel_open(self, pubkey: bytes, peer: PeerState) -> bool:
@@ -238,3 +239,16 @@ class Transport:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)
         return False
+
+
+def _coalesce_txs(batch: list[tuple[dict[str, Any], bytes]]) -> list[tuple[dict[str, Any], bytes]]:
+    """All gossiped txs of a batch as one message at its end: the receiver admits them as
+    one event (one wake-up of its driver, not one per tx). Consensus messages keep their
+    order and come first."""
+    gossip = [item for item in batch if item[0].get("type") == "txs"]
+    if len(gossip) < 2:
+        return batch
+    txs = [raw for msg, _ in gossip for raw in msg["txs"]]
+    merged: dict[str, Any] = {"type": "txs", "txs": txs}
+    rest = [item for item in batch if item[0].get("type") != "txs"]
+    return [*rest, (merged, encode(merged))]

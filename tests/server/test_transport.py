@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from almoner.node.chain.codec import encode
 from almoner.node.chain.store import MemoryStore
 from almoner.node.server import transport as transport_module
-from almoner.node.server.transport import Transport
+from almoner.node.server.transport import Transport, _coalesce_txs
 from tests.localchain import Workload, local_genesis
 from tests.server.innet import InProcessNetwork, Network
 
@@ -65,3 +67,26 @@ def test_a_full_queue_drops_the_oldest_message() -> None:
         await client.aclose()
 
     asyncio.run(scenario())
+
+
+def test_gossiped_txs_of_a_batch_travel_as_one_message_after_the_consensus_ones() -> None:
+    vote_a: dict[str, Any] = {"type": "vote", "vote": {"n": 1}}
+    vote_b: dict[str, Any] = {"type": "vote", "vote": {"n": 2}}
+    batch: list[tuple[dict[str, Any], bytes]] = [
+        ({"type": "txs", "txs": [b"t1"]}, b""),
+        (vote_a, encode(vote_a)),
+        ({"type": "txs", "txs": [b"t2", b"t3"]}, b""),
+        (vote_b, encode(vote_b)),
+    ]
+    merged = _coalesce_txs(batch)
+    assert [msg for msg, _ in merged] == [
+        vote_a,
+        vote_b,
+        {"type": "txs", "txs": [b"t1", b"t2", b"t3"]},
+    ]
+    assert [raw for _, raw in merged] == [encode(msg) for msg, _ in merged]
+    single: list[tuple[dict[str, Any], bytes]] = [
+        ({"type": "txs", "txs": [b"t1"]}, b"x"),
+        (vote_a, encode(vote_a)),
+    ]
+    assert _coalesce_txs(single) == single  # nothing to merge: the batch as queued
