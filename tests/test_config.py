@@ -51,6 +51,8 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
         ({"peers": {"xyz": "http://a"}}, "peer key"),
         ({"peers": {PEER: "ftp://a"}}, "http"),
         ({"tick_ms": 0}, "tick_ms"),
+        ({"supervision_rules": "missing.toml"}, "supervision_rules"),
+        ({"supervision_period": "week"}, "supervision_period"),
     ],
 )
 def test_invalid_values_are_named(tmp_path: Path, extra: dict[str, object], message: str) -> None:

@@ -28,6 +28,7 @@ from almoner.node.chain.genesis import Genesis, load_genesis
 from almoner.node.chain.keys import load_key_file
 from almoner.node.chain.ledger import Ledger
 from almoner.node.chain.store import KVStore, LevelStore
+from almoner.node.chain.supervision import thresholds
 from almoner.node.chain.validator_sets import SUPPORTED_VERSION
 from almoner.node.errors import AlmonerError
 from almoner.node.server.api import create_app
@@ -270,7 +271,13 @@ def assemble_runtime(
 
 
 def create_node_app(rt: NodeRuntime) -> FastAPI:
-    supervision = SupervisionService(rt.ledger, rt.genesis, rt.node_id)
+    supervision = SupervisionService(
+        rt.ledger,
+        rt.genesis,
+        rt.node_id,
+        granularity=rt.config.supervision_period,
+        settings=thresholds.load(rt.config.supervision_rules),
+    )
     supervision.install_metrics(rt.metrics)
     app = create_app(rt, extra=(governance_routes(rt), supervision_routes(supervision)))
     install_docs(app)

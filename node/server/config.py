@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -66,6 +66,11 @@ class NodeConfig(BaseSettings):
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     tls_peer_ca: Path | None = None
+    # The node's own supervision view (/v1/supervision/…, the explorer's regulator page):
+    # thresholds in the TOML format of `almoner supervise --rules` (docs/supervision.md),
+    # and the length of the periods that period rules and scores use.
+    supervision_rules: Path | None = None
+    supervision_period: Literal["month", "quarter", "year", "all"] = "month"
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     tick_ms: int = Field(default=10, ge=1, le=1000)
     wait_commit_timeout_ms: int = Field(default=10_000, ge=1)
@@ -95,6 +100,17 @@ class NodeConfig(BaseSettings):
             parse_many(value)
         except ValueError as exc:
             raise ValueError(f"rate_limit {value!r}: {exc}") from None
+        return value
+
+    @field_validator("supervision_rules")
+    @classmethod
+    def _supervision_rules(cls, value: Path | None) -> Path | None:
+        from almoner.node.chain.supervision.thresholds import ThresholdError, load
+
+        try:
+            load(value)  # refused at start-up, not at the first regulator's request
+        except ThresholdError as exc:
+            raise ValueError(f"supervision_rules: {exc}") from None
         return value
 
     @field_validator("peers")
@@ -148,6 +164,7 @@ def _resolve(data: dict[str, Any], base: Path) -> dict[str, Any]:
         "tls_key",
         "tls_client_ca",
         "tls_peer_ca",
+        "supervision_rules",
     ):
         if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
             data[key] = str((base / data[key]).resolve())

@@ -113,13 +113,14 @@ class SupervisionService:
         node_id: str,
         *,
         granularity: str = "month",
+        settings: dict[str, dict[str, Any]] | None = None,
         max_signals: int = MAX_SIGNALS,
     ) -> None:
         self.source = source
         self.genesis = genesis
         self.node_id = node_id
         self.granularity = granularity
-        self.settings = thresholds.resolve({})
+        self.settings = settings if settings is not None else thresholds.resolve({})
         self.snapshot = Snapshot()
         self.error: str | None = None
         self._kept: deque[tuple[int, Signal]] = deque(maxlen=max_signals)

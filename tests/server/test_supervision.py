@@ -14,6 +14,7 @@ from almoner.node.chain.codec import encode
 from almoner.node.chain.genesis import load_genesis
 from almoner.node.chain.ledger import Ledger
 from almoner.node.chain.store import LevelStore
+from almoner.node.chain.supervision import thresholds
 from almoner.node.server.supervision import RULES, SupervisionService
 from tests.explorer.chain import build_chain
 
@@ -92,3 +93,36 @@ def test_a_broken_store_stops_the_analysis_not_the_node(tmp_path: Path) -> None:
         service.stop()
     finally:
         store.close()
+
+
+def test_a_node_configured_with_its_own_thresholds_and_periods_matches_the_cli(
+    tmp_path: Path,
+) -> None:
+    """`supervision_rules` and `supervision_period` reach the node's view: with a strict
+    overhead limit and quarters, the node says what `supervise --rules --period quarter`
+    says, and something different from the defaults."""
+    built = build_chain(tmp_path / "built")
+    genesis = load_genesis(built.genesis_path)
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[overhead_above_limit]\nlimit = 0.01\nseverity = "high"\n')
+    settings = thresholds.load(rules)
+    store = LevelStore(built.home / "data")
+    try:
+        ledger = Ledger(store, genesis)
+        items = [encode({"block": b, "commit": c}) for b, c in ledger.iter_blocks()]
+        service = SupervisionService(ledger, genesis, "n", granularity="quarter", settings=settings)
+        try:
+            wait_until(service, ledger.head.height)
+            snap = service.snapshot
+            got = [s.to_json(snap.names[s.party.hex()]) for s in snap.signals]
+        finally:
+            service.stop()
+    finally:
+        store.close()
+    expected = supervise(genesis, items, settings=settings, granularity="quarter").to_json()
+    default = supervise(genesis, items).to_json()
+    assert got == expected["signals"]
+    assert got != default["signals"]
+    overhead = [s for s in got if s["rule"] == "overhead_above_limit"]
+    assert overhead and all(s["severity"] == "high" for s in overhead)
+    assert all("Q" in s["period"] for s in overhead), overhead[0]["period"]
