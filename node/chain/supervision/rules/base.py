@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from almoner.node.chain.ledger import Ledger
 from almoner.node.chain.party_keys import party_id_for
@@ -111,3 +111,44 @@ def duration(ms: int) -> tuple[str, str]:
         return f"{value} hours", f"{value} 小时"
     minutes = max(1, round(ms / 60_000))
     return f"{minutes} minute{'s' if minutes > 1 else ''}", f"{minutes} 分钟"
+
+
+Entry = TypeVar("Entry")
+Period = tuple[str, int, int]  # label, start, end (block time, ms)
+
+
+class DisbursementTally(Rule, Generic[Entry]):
+    """A rule that judges each charity's disbursements per currency over one period: every
+    `funds.disburse` is tallied into the entry of its (charity, currency), and every entry
+    is judged when the period closes."""
+
+    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+        super().__init__(settings, ctx)
+        self.spending: dict[tuple[bytes, str], Entry] = {}
+
+    def new_entry(self) -> Entry:
+        raise NotImplementedError
+
+    def tally(self, entry: Entry, body: dict[str, Any], ref: TxRef) -> None:
+        raise NotImplementedError
+
+    def judge(self, charity: bytes, currency: str, entry: Entry, period: Period) -> Signal | None:
+        raise NotImplementedError
+
+    def on_event(self, event: Event) -> list[Signal]:
+        if event.tx_type == "funds.disburse":
+            key = (event.signer, event.body["currency"])
+            entry = self.spending.get(key)
+            if entry is None:
+                entry = self.spending[key] = self.new_entry()
+            self.tally(entry, event.body, event.ref)
+        return []
+
+    def close_period(self, label: str, start: int, end: int) -> list[Signal]:
+        found = []
+        for (charity, currency), entry in sorted(self.spending.items(), key=lambda kv: kv[0]):
+            signal = self.judge(charity, currency, entry, (label, start, end))
+            if signal is not None:
+                found.append(signal)
+        self.spending = {}
+        return found

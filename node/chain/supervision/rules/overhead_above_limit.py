@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from almoner.node.chain.supervision.model import Event, Signal, TxRef
+from almoner.node.chain.supervision.model import Signal, TxRef
 from almoner.node.chain.supervision.money import major_text
-from almoner.node.chain.supervision.rules.base import MAX_TXS, Context, Rule
+from almoner.node.chain.supervision.rules.base import MAX_TXS, DisbursementTally, Period
 
 OVERHEAD = ("admin", "fundraising")
 
@@ -19,46 +19,38 @@ class _Spending:
     overhead_txs: int = 0
 
 
-class OverheadAboveLimit(Rule):
+class OverheadAboveLimit(DisbursementTally[_Spending]):
     name = "overhead_above_limit"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
-        super().__init__(settings, ctx)
-        self.spending: dict[tuple[bytes, str], _Spending] = {}
+    def new_entry(self) -> _Spending:
+        return _Spending()
 
-    def on_event(self, event: Event) -> list[Signal]:
-        if event.tx_type == "funds.disburse":
-            body = event.body
-            entry = self.spending.setdefault((event.signer, body["currency"]), _Spending())
-            category = body["category"]
-            entry.by_category[category] = entry.by_category.get(category, 0) + body["amount"]
-            if category in OVERHEAD:
-                entry.overhead_txs += 1
-                if len(entry.refs) <= MAX_TXS:
-                    entry.refs.append(event.ref)
-        return []
+    def tally(self, entry: _Spending, body: dict[str, Any], ref: TxRef) -> None:
+        category = body["category"]
+        entry.by_category[category] = entry.by_category.get(category, 0) + body["amount"]
+        if category in OVERHEAD:
+            entry.overhead_txs += 1
+            if len(entry.refs) <= MAX_TXS:
+                entry.refs.append(ref)
 
-    def close_period(self, label: str, start: int, end: int) -> list[Signal]:
-        found = []
-        for (charity, currency), entry in sorted(self.spending.items()):
-            total = sum(entry.by_category.values())
-            overhead = sum(entry.by_category.get(c, 0) for c in OVERHEAD)
-            if total < max(1, self.settings["min_spending"]):
-                continue
-            ratio = overhead / total
-            if ratio > self.settings["limit"]:
-                found.append(
-                    self._signal(charity, currency, entry, (label, start, end), total, ratio)
-                )
-        self.spending = {}
-        return found
+    def judge(
+        self, charity: bytes, currency: str, entry: _Spending, period: Period
+    ) -> Signal | None:
+        total = sum(entry.by_category.values())
+        overhead = sum(entry.by_category.get(c, 0) for c in OVERHEAD)
+        if total < max(1, self.settings["min_spending"]):
+            return None
+        ratio = overhead / total
+        if ratio <= self.settings["limit"]:
+            return None
+        return self._signal(charity, currency, entry, period, total, ratio)
 
     def _signal(
         self,
         charity: bytes,
         currency: str,
         entry: _Spending,
-        period: tuple[str, int, int],
+        period: Period,
         total: int,
         ratio: float,
     ) -> Signal:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from almoner.node.chain.supervision.model import Event, Signal, TxRef
+from almoner.node.chain.supervision.model import Signal, TxRef
 from almoner.node.chain.supervision.money import major_text
-from almoner.node.chain.supervision.rules.base import MAX_TXS, Context, Rule
+from almoner.node.chain.supervision.rules.base import MAX_TXS, DisbursementTally, Period
 
 
 @dataclass
@@ -17,47 +17,37 @@ class _Payees:
     count: int = 0
 
 
-class PayeeConcentration(Rule):
+class PayeeConcentration(DisbursementTally[_Payees]):
     name = "payee_concentration"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
-        super().__init__(settings, ctx)
-        self.spending: dict[tuple[bytes, str], _Payees] = {}
+    def new_entry(self) -> _Payees:
+        return _Payees()
 
-    def on_event(self, event: Event) -> list[Signal]:
-        if event.tx_type == "funds.disburse":
-            body = event.body
-            entry = self.spending.setdefault((event.signer, body["currency"]), _Payees())
-            payee = body["payee"]
-            entry.amounts[payee] = entry.amounts.get(payee, 0) + body["amount"]
-            refs = entry.refs.setdefault(payee, [])
-            if len(refs) <= MAX_TXS:
-                refs.append(event.ref)
-            entry.count += 1
-        return []
+    def tally(self, entry: _Payees, body: dict[str, Any], ref: TxRef) -> None:
+        payee = body["payee"]
+        entry.amounts[payee] = entry.amounts.get(payee, 0) + body["amount"]
+        refs = entry.refs.setdefault(payee, [])
+        if len(refs) <= MAX_TXS:
+            refs.append(ref)
+        entry.count += 1
 
-    def close_period(self, label: str, start: int, end: int) -> list[Signal]:
-        found = []
-        for (charity, currency), entry in sorted(self.spending.items()):
-            total = sum(entry.amounts.values())
-            if entry.count < self.settings["min_disbursements"] or total < max(
-                1, self.settings["min_spending"]
-            ):
-                continue
-            payee, top = max(entry.amounts.items(), key=lambda item: (item[1], item[0]))
-            share = top / total
-            if share > self.settings["share"]:
-                found.append(
-                    self._signal(charity, currency, (label, start, end), entry, payee, share)
-                )
-        self.spending = {}
-        return found
+    def judge(self, charity: bytes, currency: str, entry: _Payees, period: Period) -> Signal | None:
+        total = sum(entry.amounts.values())
+        if entry.count < self.settings["min_disbursements"] or total < max(
+            1, self.settings["min_spending"]
+        ):
+            return None
+        payee, top = max(entry.amounts.items(), key=lambda item: (item[1], item[0]))
+        share = top / total
+        if share <= self.settings["share"]:
+            return None
+        return self._signal(charity, currency, period, entry, payee, share)
 
     def _signal(
         self,
         charity: bytes,
         currency: str,
-        period: tuple[str, int, int],
+        period: Period,
         entry: _Payees,
         payee: str,
         share: float,
