@@ -26,7 +26,9 @@ from almoner.node.chain.tx import TX_TYPES
 from almoner.node.errors import ProtocolError, invalid_field
 from almoner.node.server.services import NodeServices
 
-POLL_S = 0.2
+# A stream waits for the next commit (the notifier wakes it); at least this often it also
+# checks whether its client left and whether a keepalive is due.
+RECHECK_S = 1.0
 KEEPALIVE_S = 15.0
 MAX_STREAMS = 64
 REPLAY_SLICE = 64
@@ -118,7 +120,7 @@ def block_event(services: NodeServices, height: int, wanted: EventFilter) -> str
 
 
 class StreamCounter:
-    """Open streams are bounded: each holds a connection and polls the head."""
+    """Open streams are bounded: each holds a connection and a wait for the next commit."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -153,7 +155,7 @@ async def stream(
             if time.monotonic() - quiet_since > KEEPALIVE_S:
                 quiet_since = time.monotonic()
                 yield ": keepalive\n\n"
-            await asyncio.sleep(POLL_S)
+            await services.notifier.wait_block(RECHECK_S)
     finally:
         counter.open -= 1
 

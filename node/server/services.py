@@ -36,6 +36,8 @@ class TxAdmission(Protocol):
 class CommitWaiter(Protocol):
     async def wait(self, tx_id: bytes, timeout_s: float) -> bool: ...
 
+    async def wait_block(self, timeout_s: float) -> None: ...
+
 
 class ConsensusInbox(Protocol):
     """The consensus driver, as the p2p endpoint and /v1/evidence see it."""
