@@ -343,3 +343,31 @@ async def hang_up(writer: asyncio.StreamWriter) -> None:
     writer.close()
     with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
         await asyncio.wait_for(writer.wait_closed(), 5)
+
+
+def test_stopping_with_open_streams_and_replacing_one_log_no_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A clean shutdown and a peer's reconnect end stream handlers by cancelling them:
+    that must not reach asyncio's error log as a traceback (operators read those)."""
+    keys = [KeyPair.generate() for _ in range(3)]
+
+    async def body() -> None:
+        node, port = await serving(keys)
+        writers: list[asyncio.StreamWriter] = []
+        for sender in (keys[1], keys[2], keys[1]):  # keys[1] reconnects: one replacement
+            _, writer = await dial(
+                "127.0.0.1", port, tls_context(sender, CHAIN, False), node.key.public_key
+            )
+            writer.write(frame([encode(vote(len(writers)))]))
+            await writer.drain()
+            writers.append(writer)
+            await until(lambda: len(node.got) == len(writers))
+        await node.server.stop()
+        for writer in writers:
+            await hang_up(writer)
+        await asyncio.sleep(0.05)  # the stream server's completion callbacks run here
+
+    with caplog.at_level("ERROR", logger="asyncio"):
+        run(body)
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []

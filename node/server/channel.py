@@ -253,6 +253,11 @@ class ChannelServer:
             pass
         except ChannelError as exc:
             self.refuse(exc.code)
+        except asyncio.CancelledError:
+            # Stopped, or replaced by the peer's reconnect. asyncio's stream server reads
+            # the handler's outcome and logs a cancelled one as an error with a traceback,
+            # on every clean shutdown; the stream is simply over.
+            pass
         finally:
             writer.close()
 
