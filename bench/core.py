@@ -19,11 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from almoner.node.audit.verify import signature_pool, verified_tx_ids
+from almoner.node.audit.verify import signature_pool
 from almoner.node.chain.codec import H
 from almoner.node.chain.crypto import KeyPair, verify
 from almoner.node.chain.ledger import Ledger
 from almoner.node.chain.store import LevelStore
+from almoner.node.chain.tx import verified_tx_ids
 from bench.merkle import merkle_append_rate
 from bench.workload import make_parties, mixed_txs
 

@@ -45,13 +45,12 @@ from almoner.node.chain import schema
 from almoner.node.chain.certified import check_certified_block
 from almoner.node.chain.codec import H, encode, to_json_view
 from almoner.node.chain.consensus_crypto import NodeVerifier
-from almoner.node.chain.crypto import verify as ed25519_verify
 from almoner.node.chain.genesis import Genesis
 from almoner.node.chain.ledger import BlockError, ExecutedBlock, Ledger
 from almoner.node.chain.party_keys import party_id_for
-from almoner.node.chain.signing import split_signed_tx
 from almoner.node.chain.state import decode_record, fund_balances, list_evidence
 from almoner.node.chain.store import KVReader, KVStore, LevelStore, MemoryStore
+from almoner.node.chain.tx import signed_tx_id
 from almoner.node.errors import AlmonerError
 
 # Every rule a violation may name (docs/spec/08-verify.md: a §2 error code or a block rule).
@@ -222,25 +221,6 @@ def _tx_slices(item: bytes) -> list[bytes]:
     except (ValueError, TypeError, msgpack.UnpackException):
         return []
     return []
-
-
-def signed_tx_id(raw: bytes) -> bytes | None:
-    """H(raw) if `raw` is a tx in canonical key order whose signature verifies over the
-    sign-bytes cut from `raw` itself; else None (the replay checks it again).
-
-    For input that is not canonical, the id returned is the hash of bytes the replay will
-    never compute (it hashes the canonical re-encoding), so such a tx can never borrow
-    this result."""
-    split = split_signed_tx(raw)
-    if split is None:
-        return None
-    message, signer, sig = split
-    return H(raw) if ed25519_verify(signer, message, sig) else None
-
-
-def verified_tx_ids(raws: list[bytes]) -> list[bytes]:
-    """Worker task for raw txs (not blocks): the ids of those whose signature verifies."""
-    return [tid for tid in map(signed_tx_id, raws) if tid is not None]
 
 
 def check_signatures(chunk: list[bytes]) -> list[list[bytes]]:

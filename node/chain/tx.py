@@ -18,7 +18,7 @@ from typing import Any
 import pycountry
 
 from almoner.node.chain import signing
-from almoner.node.chain.codec import INT_MAX, decode, encode
+from almoner.node.chain.codec import INT_MAX, H, decode, encode
 from almoner.node.chain.crypto import KeyPair, verify
 from almoner.node.errors import ProtocolError, invalid_field
 
@@ -344,6 +344,27 @@ def check_tx_signature(tx: dict[str, Any], raw: bytes | None = None) -> None:
     message = split[0] if split is not None else signing.tx_sign_bytes(tx)
     if not verify(tx["signer"], message, tx["sig"]):
         raise ProtocolError("bad_signature", "the tx signature does not verify")
+
+
+def signed_tx_id(raw: bytes) -> bytes | None:
+    """H(raw) if `raw` is a tx in canonical key order whose signature verifies over the
+    sign-bytes cut from `raw` itself; else None (the caller then checks it the usual way).
+    Pure and GIL-light (libsodium runs without the GIL), so bursts are checked on worker
+    threads or processes ahead of the single-threaded admission or replay.
+
+    For input that is not canonical, the id returned is the hash of bytes that admission
+    and replay refuse or never compute (they hash the canonical re-encoding), so such a tx
+    can never borrow this result."""
+    split = signing.split_signed_tx(raw)
+    if split is None:
+        return None
+    message, signer, sig = split
+    return H(raw) if verify(signer, message, sig) else None
+
+
+def verified_tx_ids(raws: list[bytes]) -> list[bytes]:
+    """Worker task for raw txs (not blocks): the ids of those whose signature verifies."""
+    return [tid for tid in map(signed_tx_id, raws) if tid is not None]
 
 
 def make_tx(

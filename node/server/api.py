@@ -26,7 +26,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from almoner.node.chain.certified import encode_stream_item
-from almoner.node.chain.codec import MSGPACK, encode, split_array, to_json_view
+from almoner.node.chain.codec import MSGPACK, H, encode, split_array, to_json_view
 from almoner.node.chain.ledger import Ledger
 from almoner.node.chain.state import business_id_key
 from almoner.node.chain.tx import MAX_TX_BYTES, decode_tx
@@ -48,6 +48,7 @@ from almoner.node.server.metrics import Metrics
 from almoner.node.server.openapi import install_openapi
 from almoner.node.server.p2p import P2PError, open_envelope
 from almoner.node.server.services import NodeServices
+from almoner.node.server.signatures import checked_ids
 
 log = logging.getLogger("almoner.api")
 
@@ -349,11 +350,13 @@ def write_routes(services: NodeServices) -> APIRouter:
         refuse_json(request, body)
         results: list[dict[str, Any]] = []
         accepted: list[bytes] = []
-        for index, raw in enumerate(split_array(body)):
+        raws = split_array(body)
+        checked = await checked_ids(raws)  # on worker threads, both cores
+        for index, raw in enumerate(raws):
             if index and index % BATCH_YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let health checks and consensus run mid-batch
             try:
-                admission = services.mempool.add(raw)
+                admission = services.mempool.add(raw, signature_checked=H(raw) in checked)
             except ProtocolError as exc:
                 results.append({"index": index, "status": "rejected", **exc.to_json()})
                 continue

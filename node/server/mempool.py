@@ -80,8 +80,11 @@ class Mempool:
     def get(self, tx_id: bytes) -> bytes | None:
         return self._pending.get(tx_id)
 
-    def add(self, raw: bytes) -> Admission:
-        """Admit one tx or raise ProtocolError (its code is the API's answer)."""
+    def add(self, raw: bytes, *, signature_checked: bool = False) -> Admission:
+        """Admit one tx or raise ProtocolError (its code is the API's answer).
+
+        `signature_checked`: the caller found `signed_tx_id(raw) == H(raw)` (a burst's
+        signatures are checked on worker threads first); the contract then skips it."""
         if len(raw) > MAX_TX_BYTES:
             raise CodecError(
                 "too_large",
@@ -109,6 +112,7 @@ class Mempool:
                 self.ledger.head.height + 1,
                 len(self._pending),
                 self.ledger.chain_id,
+                verify_signature=not signature_checked,
                 decoded=tx,
             )
         except ProtocolError:

@@ -14,6 +14,7 @@ from almoner.node.server.api import create_app
 from almoner.node.server.app import NodeRuntime, assemble_runtime
 from almoner.node.server.config import NodeConfig
 from almoner.node.server.p2p import seal
+from almoner.node.server.signatures import checked_ids
 from tests.localchain import Workload, local_genesis
 
 MSGPACK = {"content-type": "application/msgpack", "accept": "application/msgpack"}
@@ -100,5 +101,25 @@ def test_health_readiness_metrics_and_a_failed_store(tmp_path: Path) -> None:
         rt.store.close()  # the disk goes away under a running API
         failed = await client.get("/v1/parties/" + "00" * 32)
         assert failed.status_code == 503 and failed.json()["error"]["code"] == "unhealthy"
+
+    serve(tmp_path, scenario)
+
+
+def test_a_burst_s_signatures_are_checked_ahead_and_a_bad_one_is_still_refused(
+    tmp_path: Path,
+) -> None:
+    async def scenario(client: httpx.AsyncClient, rt: NodeRuntime, work: Workload) -> None:
+        raws = [work.donation() for _ in range(20)]
+        forged = decode(raws[5])
+        forged["sig"] = bytes(64)
+        raws[5] = encode(forged)
+        checked = await checked_ids(raws)
+        assert checked == frozenset(H(raw) for i, raw in enumerate(raws) if i != 5)
+        assert await checked_ids(raws[:3]) == frozenset()  # small: admission checks them
+        batch = array_header(len(raws)) + b"".join(raws)
+        results = (await client.post("/v1/txs/batch", content=batch)).json()["results"]
+        assert [r["status"] for r in results] == ["pending"] * 5 + ["rejected"] + ["pending"] * 14
+        assert results[5]["error"]["code"] == "bad_signature"
+        assert len(rt.mempool) == 19
 
     serve(tmp_path, scenario)
