@@ -62,7 +62,7 @@ bench: $(STAMP)
 # Client load (wrk, one POST ?wait=commit per donation) against the devnet and a 3-member
 # etcd side by side; needs `apt-get install -y wrk etcd-server`.
 bench-vs-etcd: $(STAMP)
-	$(BIN)/python bench/vs_etcd.py
+	$(BIN)/python -m bench.vs_etcd
 
 # The node image (docker/build-image.sh: base image from a cached debootstrap if missing,
 # wheels built on the host, docker build). Needs root or a running Docker engine.

@@ -22,6 +22,7 @@ import httpx
 
 from almoner.node.audit.client import Client
 from almoner.node.chain.codec import H, array_header
+from almoner.node.chain.crypto import KeyPair
 from almoner.node.chain.tx import encode_tx, make_tx
 from almoner.node.devnet.network import NodeProcesses, create_devnet
 
@@ -34,9 +35,10 @@ PARAMS = {
 }
 
 
-def donation(chain: str, key: object, charity: bytes, n: int) -> bytes:
+def donation(chain: str, key: KeyPair, charity: bytes, n: int, prefix: str = "b") -> bytes:
+    """The n-th unique signed donation.record of a bench run (the same shape in every bench)."""
     body = {
-        "donation": f"b{n}",
+        "donation": f"{prefix}{n}",
         "donor": H(b"%d" % n),
         "charity": charity,
         "campaign": None,
@@ -44,7 +46,7 @@ def donation(chain: str, key: object, charity: bytes, n: int) -> bytes:
         "currency": "CNY",
         "received_at": 1_700_000_000_000,
     }
-    return encode_tx(make_tx(chain, "donation.record", key, body, n))  # type: ignore[arg-type]
+    return encode_tx(make_tx(chain, "donation.record", key, body, n))
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -1,6 +1,6 @@
 """Almoner vs etcd under the same client load, side by side, in one run.
 
-    python bench/vs_etcd.py [--connections 8,64,256] [--seconds 10]
+    python -m bench.vs_etcd [--connections 8,64,256] [--seconds 10]
 
 What a platform does: one `POST /v1/txs?wait=commit` per donation, many connections at
 once, each body a unique signed `donation.record`. wrk drives a 4-validator devnet
@@ -38,9 +38,8 @@ import httpx
 import nacl.signing
 
 from almoner.node.chain.codec import H, array_header
-from almoner.node.chain.crypto import KeyPair
-from almoner.node.chain.tx import encode_tx, make_tx
 from almoner.node.devnet.network import NodeProcesses, create_devnet
+from bench.cluster import donation
 
 ETCD_MEMBERS = 3
 BATCH = 500
@@ -227,19 +226,6 @@ def run_wrk(
 
 
 # -- Almoner ---------------------------------------------------------------------------
-def donation(chain: str, key: KeyPair, charity: bytes, n: int) -> bytes:
-    body = {
-        "donation": f"w{n}",
-        "donor": H(b"%d" % n),
-        "charity": charity,
-        "campaign": None,
-        "amount": 1000 + n % 500,
-        "currency": "CNY",
-        "received_at": 1_700_000_000_000,
-    }
-    return encode_tx(make_tx(chain, "donation.record", key, body, n))
-
-
 def head_log_size(url: str) -> int:
     head = httpx.get(f"{url}/v1/head", timeout=10)
     return int(head.json()["header"]["log_size"]) if head.status_code == 200 else 0
@@ -428,7 +414,7 @@ def main() -> None:
             platform, charity = devnet.key("platform-1"), devnet.key("charity-1").public_key
             total = per_phase * len(conns) + args.batched_txs
             print(f"signing {total:,} donations …", flush=True)
-            txs = [donation(chain, platform, charity, n) for n in range(total)]
+            txs = [donation(chain, platform, charity, n, prefix="w") for n in range(total)]
             pids = [p.pid for p in procs.procs.values()]
             for i, c in enumerate(conns):
                 phase = txs[i * per_phase : (i + 1) * per_phase]
