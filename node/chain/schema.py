@@ -10,6 +10,8 @@ strings are length-prefixed with one byte so no key is a prefix of another):
 
 from __future__ import annotations
 
+import functools
+
 SCHEMA_VERSION = 2
 # Version 2 added the secondary indexes (i/…); a version-1 store is upgraded on open by
 # building them from its blocks (`node.chain.indexes.rebuild`), nothing else changes.
@@ -96,8 +98,11 @@ def from_u64(data: bytes) -> int:
     return int.from_bytes(data, "big")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def lstr(text: str) -> bytes:
-    """Length-prefixed UTF-8 (business ids are ≤64 ASCII chars, fund names likewise)."""
+    """Length-prefixed UTF-8 (business ids are ≤64 ASCII chars, fund names likewise).
+
+    Cached: every tx builds several keys from the same few fund and currency names."""
     raw = text.encode("utf-8")
     if len(raw) > 255:
         raise ValueError("key component longer than 255 bytes")

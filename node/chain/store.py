@@ -131,8 +131,11 @@ class LevelStore:
         self.path = Path(path)
 
     def get(self, key: bytes) -> bytes | None:
-        with _backend(self.path, "read"):
+        # The contract's most frequent call: the boundary inline, not a context manager.
+        try:
             value: bytes | None = self._db.get(key)
+        except BACKEND_ERRORS as exc:
+            raise StoreError(f"LevelDB read failed at {self.path}: {exc}") from exc
         return value
 
     def iterate(

@@ -321,14 +321,15 @@ class Driver:
             self._fail_stop(str(exc))
 
     def _admit_gossip(self, event: PeerMessage) -> None:
-        """A peer's txs into the mempool; one bad tx is refused alone (the mempool's
-        answer), nothing else of the group is affected."""
+        """A peer's txs into the mempool, their contract run deferred (mempool.py); one
+        bad tx is refused alone (the mempool's answer), nothing else of the group is
+        affected."""
         if self.fatal is not None:
             return
         for raw in event.msg.get("txs") or []:
             if isinstance(raw, bytes):
                 with contextlib.suppress(ProtocolError):
-                    self.mempool.add(raw)
+                    self.mempool.add(raw, from_peer=True)
 
     async def _handle_logged(self, event: Tick | PeerMessage | SyncedBlock) -> None:
         try:

@@ -6,6 +6,16 @@ Each signature is verified once: the ids of admitted txs are handed to the block
 builder as already verified. After each commit the pending state is rebuilt from the
 new head, and txs that no longer apply (a conflicting tx won the race) are dropped.
 
+Txs gossiped by a validator were already run through the contract by the node that
+admitted them, so they are admitted on their shape and signature alone (`from_peer`)
+and their contract run is deferred: in the usual case it never happens here, because
+the block that carries them executes them anyway, and running the contract twice per
+tx on every validator was a sixth of a validator's time under load. Deferred txs sit
+after every applied one; they are applied, in order, before the next tx that needs the
+contract here (a client's submission) and once they have waited DEFER_COMMITS commits,
+so a deferred tx that the contract would refuse is found and dropped within a few
+heights (and at once by a proposer, whose block builder refuses it).
+
 Fairness: each signer may hold at most `max_per_party` pending txs, so one platform
 cannot take every slot; and regulator and validator txs (a suspension, evidence) have a
 reserved lane of `reserved_txs` slots above the global cap, so a flood can never keep
@@ -23,7 +33,7 @@ from almoner.node.chain.contract.engine import check_and_apply
 from almoner.node.chain.ledger import Ledger
 from almoner.node.chain.state import get_party
 from almoner.node.chain.store import Overlay
-from almoner.node.chain.tx import MAX_TX_BYTES, decode_tx
+from almoner.node.chain.tx import MAX_TX_BYTES, check_tx_shape, check_tx_signature, decode_tx
 from almoner.node.errors import CodecError, ProtocolError
 
 # The pending overlay keeps committed txs' keys until it is rebuilt; bound that.
@@ -32,6 +42,8 @@ REBUILD_AFTER_KEYS = 500_000
 PRIORITY_TYPES = frozenset({"evidence.submit"})
 PRIORITY_ROLES = frozenset({"regulator"})
 RETRY_AFTER_S = 1
+# Commits a peer's tx may wait before this node runs the contract on it itself.
+DEFER_COMMITS = 2
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,10 @@ class Mempool:
         self._per_signer: dict[bytes, int] = {}
         self._bytes = 0
         self._state = Overlay(ledger.store)
+        # Pending txs from peers whose contract run is deferred, with the commit count
+        # when each came; all of them come after every applied tx in `_pending`.
+        self._deferred: dict[bytes, int] = {}
+        self._commits = 0
         self.rejected_total = 0
         self.refused_busy = 0
 
@@ -80,11 +96,14 @@ class Mempool:
     def get(self, tx_id: bytes) -> bytes | None:
         return self._pending.get(tx_id)
 
-    def add(self, raw: bytes, *, signature_checked: bool = False) -> Admission:
+    def add(
+        self, raw: bytes, *, signature_checked: bool = False, from_peer: bool = False
+    ) -> Admission:
         """Admit one tx or raise ProtocolError (its code is the API's answer).
 
         `signature_checked`: the caller found `signed_tx_id(raw) == H(raw)` (a burst's
-        signatures are checked on worker threads first); the contract then skips it."""
+        signatures are checked on worker threads first); the contract then skips it.
+        `from_peer`: a validator gossiped it; its contract run is deferred (see above)."""
         if len(raw) > MAX_TX_BYTES:
             raise CodecError(
                 "too_large",
@@ -105,6 +124,10 @@ class Mempool:
         signer = signer if isinstance(signer, bytes) else b""
         priority = self._is_priority(tx, signer)
         self._check_room(signer, len(raw), priority)
+        if from_peer and not priority:
+            self._admit_deferred(tx_id, raw, tx, signer, signature_checked)
+            return Admission(tx_id, "pending")
+        self._apply_deferred()
         try:
             check_and_apply(
                 self._state,
@@ -120,11 +143,53 @@ class Mempool:
             raise
         if priority and self._valid_alone(raw, tx):
             self._front[tx_id] = None
+        self._hold(tx_id, raw, signer)
+        return Admission(tx_id, "pending")
+
+    def _hold(self, tx_id: bytes, raw: bytes, signer: bytes) -> None:
         self._pending[tx_id] = raw
         self._signer_of[tx_id] = signer
         self._per_signer[signer] = self._per_signer.get(signer, 0) + 1
         self._bytes += len(raw)
-        return Admission(tx_id, "pending")
+
+    def _admit_deferred(
+        self, tx_id: bytes, raw: bytes, tx: dict[str, Any], signer: bytes, signature_checked: bool
+    ) -> None:
+        """A peer's tx on what needs no state: its shape and its signature."""
+        try:
+            check_tx_shape(tx, self.ledger.chain_id)
+            if not signature_checked:
+                check_tx_signature(tx, raw)
+        except ProtocolError:
+            self.rejected_total += 1
+            raise
+        self._hold(tx_id, raw, signer)
+        self._deferred[tx_id] = self._commits
+
+    def _apply_deferred(self) -> list[bytes]:
+        """Run the contract on the deferred txs, in order, on top of the applied ones;
+        those it refuses are dropped and returned."""
+        if not self._deferred:
+            return []
+        height, start = self.ledger.head.height + 1, len(self._pending) - len(self._deferred)
+        invalid: list[bytes] = []
+        for offset, tx_id in enumerate(list(self._deferred)):
+            try:
+                check_and_apply(
+                    self._state,
+                    self._pending[tx_id],
+                    height,
+                    start + offset,
+                    self.ledger.chain_id,
+                    verify_signature=False,
+                )
+            except ProtocolError:
+                invalid.append(tx_id)
+        self._deferred.clear()
+        self.rejected_total += len(invalid)
+        for tx_id in invalid:
+            self._forget(tx_id)
+        return invalid
 
     def _valid_alone(self, raw: bytes, tx: dict[str, Any]) -> bool:
         """Whether the tx applies to the committed state with no pending tx before it:
@@ -199,23 +264,45 @@ class Mempool:
         stays as it is: the store now has the committed part, the overlay the remainder.
         Otherwise (a block with txs this node never saw, or txs dropped as invalid) it is
         rebuilt from the new head and txs that no longer apply are dropped and returned.
+        Deferred txs that have waited DEFER_COMMITS commits are then run through the
+        contract, and those it refuses are dropped and returned too.
         """
         committed = list(committed)
         dropped = list(dropped)
+        if committed or not dropped:  # a block was committed (not only txs dropped)
+            self._commits += 1
         all_known = all(tx_id in self._pending for tx_id in committed)
+        # A committed deferred tx's effects are in the store but not in the pending
+        # state: the applied txs still pending were checked without them.
+        skipped = any(tx_id in self._deferred for tx_id in committed)
         for tx_id in (*committed, *dropped):
             self._forget(tx_id)
-        if all_known and not dropped and len(self._state) < REBUILD_AFTER_KEYS:
-            if not self._pending:
+        applied_left = len(self._pending) > len(self._deferred)
+        if (
+            all_known
+            and not dropped
+            and not (skipped and applied_left)
+            and len(self._state) < REBUILD_AFTER_KEYS
+        ):
+            if not applied_left:
                 self._state = Overlay(self.ledger.store)
+            return self._apply_stale()
+        return self._rebuild() + self._apply_stale()
+
+    def _apply_stale(self) -> list[bytes]:
+        oldest = next(iter(self._deferred.values()), None)
+        if oldest is None or self._commits - oldest < DEFER_COMMITS:
             return []
-        return self._rebuild()
+        return self._apply_deferred()
 
     def _rebuild(self) -> list[bytes]:
+        """The pending state anew from the head: the applied txs again, in order (the
+        deferred ones stay deferred)."""
         self._state = Overlay(self.ledger.store)
         invalid: list[bytes] = []
         height = self.ledger.head.height + 1
-        for index, (tx_id, raw) in enumerate(list(self._pending.items())):
+        applied = [(t, r) for t, r in self._pending.items() if t not in self._deferred]
+        for index, (tx_id, raw) in enumerate(applied):
             try:
                 check_and_apply(
                     self._state, raw, height, index, self.ledger.chain_id, verify_signature=False
@@ -231,6 +318,7 @@ class Mempool:
         if raw is None:
             return
         self._front.pop(tx_id, None)
+        self._deferred.pop(tx_id, None)
         self._bytes -= len(raw)
         signer = self._signer_of.pop(tx_id)
         left = self._per_signer[signer] - 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from almoner.node.chain.codec import H
+from almoner.node.chain.codec import H, decode, encode
 from almoner.node.errors import ProtocolError
 from almoner.node.server.mempool import Mempool
 from tests.localchain import LocalChain, Workload, local_genesis
@@ -95,3 +95,73 @@ def test_dropped_txs_leave_and_the_rest_are_rechecked() -> None:
     chain.add_block([raws[0], raws[2]])
     assert mempool.on_commit([H(raws[0]), H(raws[2])]) == []
     assert len(mempool) == 0
+
+
+# -- txs gossiped by a peer: admitted on shape and signature, contract run deferred ------
+def test_a_peers_tx_waits_for_its_contract_run_and_a_local_submission_forces_it() -> None:
+    """A peer's tx that the contract would refuse (its donation id is taken) is held on
+    its signature alone; the next client submission runs the contract on it first, drops
+    it, and is itself judged against what remains."""
+    _, work, mempool = setup()
+    first = work.donation(donation_id="d-1")
+    clash = work.donation(donation_id="d-1", amount=5)
+    mempool.add(first)
+    assert mempool.add(clash, from_peer=True).status == "pending"
+    assert mempool.candidates() == [first, clash] and mempool.rejected_total == 0
+    later = work.donation()
+    mempool.add(later)
+    assert mempool.candidates() == [first, later]
+    assert mempool.rejected_total == 1 and mempool.size_bytes == len(first) + len(later)
+
+
+def test_a_client_tx_is_judged_against_the_peer_txs_before_it() -> None:
+    _, work, mempool = setup()
+    mempool.add(work.donation(donation_id="from-peer"), from_peer=True)
+    with pytest.raises(ProtocolError) as refused:
+        mempool.add(work.donation(donation_id="from-peer", amount=3))
+    assert refused.value.code == "duplicate_id"
+
+
+@pytest.mark.parametrize("damage", ["signature", "shape"])
+def test_a_peers_tx_with_a_bad_signature_or_shape_is_refused_at_once(damage: str) -> None:
+    _, work, mempool = setup()
+    tx = decode(work.donation())
+    if damage == "signature":
+        tx["sig"] = bytes(64)
+    else:
+        tx["body"]["amount"] = -1
+    with pytest.raises(ProtocolError) as refused:
+        mempool.add(encode(tx), from_peer=True)
+    assert refused.value.code == ("bad_signature" if damage == "signature" else "invalid_field")
+    assert len(mempool) == 0 and mempool.rejected_total == 1
+
+
+def test_a_block_of_peer_txs_alone_keeps_the_applied_ones_consistent() -> None:
+    """A client's tx is applied here; a peer's later tx to the same fund is deferred and
+    then committed without it. The applied tx was judged without that peer tx's effect,
+    so the pending state is rebuilt: a disbursement that only both donations cover is
+    admitted afterwards."""
+    chain, work, mempool = setup()
+    local = work.donation(amount=600)
+    peer = work.donation(amount=600)
+    mempool.add(local)
+    mempool.add(peer, from_peer=True)
+    chain.add_block([peer])
+    assert mempool.on_commit([H(peer)]) == []
+    assert mempool.candidates() == [local]
+    spend = work.disburse("charity-1", 1_000)
+    assert mempool.add(spend).status == "pending"
+
+
+def test_a_peers_tx_the_contract_refuses_is_dropped_after_two_commits() -> None:
+    chain, work, mempool = setup()
+    winner = work.donation(donation_id="race")
+    loser = work.donation(donation_id="race", amount=9)
+    chain.add_block([winner])
+    mempool.on_commit([H(winner)])
+    mempool.add(loser, from_peer=True)  # its signature is fine: admitted, not yet judged
+    chain.add_block([])
+    assert mempool.on_commit([]) == [] and mempool.candidates() == [loser]
+    chain.add_block([])
+    assert mempool.on_commit([]) == [H(loser)]
+    assert len(mempool) == 0 and mempool.rejected_total == 1
