@@ -125,8 +125,9 @@ def parse_wrk(out: str) -> tuple[int, int, float, float, float]:
     failed = int(non.group(1)) if non else 0
     if errors:
         failed += int(errors.group(4))
-    p50 = ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    # Anchored: "Req/Sec ... 77.50%" also ends in "50%".
+    p50 = ms(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = ms(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     duration = float(re.search(r"requests in ([\d.]+)s", out).group(1))  # type: ignore[union-attr]
     return requests, failed, duration, p50, p99
 

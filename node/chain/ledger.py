@@ -23,7 +23,7 @@ from almoner.node.chain.merkle import root_of
 from almoner.node.chain.merkle_log import MerkleLog
 from almoner.node.chain.signing import block_hash, tx_id
 from almoner.node.chain.state import validators_at
-from almoner.node.chain.store import KVStore, Overlay
+from almoner.node.chain.store import KVReader, KVStore, Overlay
 from almoner.node.chain.validator_sets import BASE_VERSION, SUPPORTED_VERSION, version_at
 from almoner.node.errors import AlmonerError, ProtocolError, StoreError
 
@@ -266,39 +266,34 @@ class Ledger:
         cache), so each signature is verified once. Rejected txs are returned so the caller
         can drop them from its pool.
         """
-        height = self.head.height + 1
-        self.require_supported(height)
-        overlay = Overlay(self.store)
-        txs: list[dict[str, Any]] = []
-        tx_ids: list[bytes] = []
-        rejected: list[tuple[bytes, ProtocolError]] = []
-        size = 0
-        for raw in candidates:
-            if len(txs) >= max_txs or size + len(raw) > max_bytes:
-                break
-            try:
-                tx, tid = check_and_apply(
-                    overlay,
-                    raw,
-                    height,
-                    len(txs),
-                    self.chain_id,
-                    verify_signature=H(raw) not in verified,
-                )
-            except ProtocolError as exc:
-                rejected.append((H(raw), exc))
-                continue
-            self._index_tx(overlay, tid, height, len(txs))
-            txs.append(tx)
-            tx_ids.append(tid)
-            size += len(raw)
-        header = self._finish_header(overlay, height, time_ms, proposer, tx_ids)
-        block = {"header": header, "txs": txs}
-        return ExecutedBlock(block, block_hash(header), tx_ids, overlay, rejected)
+        builder = self.builder(max_txs=max_txs, max_bytes=max_bytes)
+        builder.add(candidates, verified)
+        return builder.finish(time_ms=time_ms, proposer=proposer)
 
-    def _finish_header(
+    def builder(
+        self, *, max_txs: int, max_bytes: int, on: ExecutedBlock | None = None
+    ) -> BlockBuilder:
+        """An empty block for the height after the head, or, `on` an executed block that
+        extends the head but is not committed yet, for the height after that one."""
+        if on is None:
+            return BlockBuilder(self, self.head, self.store, max_txs, max_bytes)
+        header = on.block["header"]
+        if header["prev"] != self.head.block_hash or on.height != self.head.height + 1:
+            raise BlockError("bad_link", f"block {on.height} does not extend the head")
+        parent = Head(
+            on.height, on.block_hash, header["time"], header["log_size"], header["log_root"]
+        )
+        # A private copy: the commit of `on` adds its indexes to on.overlay meanwhile.
+        base = on.overlay.snapshot(self.store)
+        builder = BlockBuilder(self, parent, base, max_txs, max_bytes, skip=on.tx_ids)
+        builder.ahead = True
+        return builder
+
+    def header_for(
         self, overlay: Overlay, height: int, time_ms: int, proposer: bytes, tx_ids: list[bytes]
     ) -> dict[str, Any]:
+        """The header of the block after the head whose txs' effects are in `overlay`
+        (appends their ids to the overlay's Merkle log)."""
         log = MerkleLog(overlay)
         log.append(tx_ids)
         header = {
@@ -317,10 +312,6 @@ class Ledger:
         if version > BASE_VERSION:
             header["version"] = version
         return header
-
-    def _index_tx(self, overlay: Overlay, tid: bytes, height: int, index: int) -> None:
-        location = {"height": height, "index": index, "leaf_index": self.head.log_size + index}
-        overlay.put(schema.TX_INDEX + tid, encode(location))
 
     def execute_block(
         self,
@@ -356,7 +347,7 @@ class Ledger:
                 )
             except ProtocolError as exc:
                 raise BlockError(exc.code, f"tx {index}: {exc.message}", index) from exc
-            self._index_tx(overlay, tid, height, index)
+            index_tx(overlay, tid, height, index, self.head.log_size)
             tx_ids.append(tid)
         if check_limits and total > params["max_block_bytes"]:
             raise BlockError("invalid_field", f"block {height} is over max_block_bytes")
@@ -448,6 +439,96 @@ class Ledger:
         )
 
 
+class BlockBuilder:
+    """The next block, filled tx by tx and finished when its proposer's turn comes.
+
+    `Ledger.build_block` fills and finishes one at once. A proposer may also start one on
+    a block that is executed but not committed yet (`Ledger.builder(on=...)`): its txs
+    then run on a private copy of that block's effects while the height is still being
+    decided, and only the txs that arrive later are left to run when the block is
+    proposed. `finish` refuses unless that parent has become the head, and makes the
+    header (time, validator set, version) from the committed chain at that moment, so a
+    block built on a parent that lost is never proposed.
+
+    Not thread-safe: one thread at a time fills it (the caller awaits each step).
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        parent: Head,
+        base: KVReader,
+        max_txs: int,
+        max_bytes: int,
+        skip: Iterable[bytes] = (),
+    ) -> None:
+        self.ledger = ledger
+        self.parent = parent
+        self.height = parent.height + 1
+        self.overlay = Overlay(base)
+        self.max_txs = max_txs
+        self.max_bytes = max_bytes
+        self.txs: list[dict[str, Any]] = []
+        self.tx_ids: list[bytes] = []
+        self.size = 0
+        self._rejected: list[tuple[bytes, ProtocolError]] = []
+        self._seen: set[bytes] = set(skip)  # in the block, rejected, or in its parent
+        self.ahead = False  # started before its parent was committed
+
+    @property
+    def full(self) -> bool:
+        return len(self.txs) >= self.max_txs
+
+    def add(self, candidates: Iterable[bytes], verified: Container[bytes] = frozenset()) -> None:
+        """Run the candidates not seen before, in order, until the block is full."""
+        for raw in candidates:
+            if len(self.txs) >= self.max_txs or self.size + len(raw) > self.max_bytes:
+                break
+            raw_id = H(raw)
+            if raw_id in self._seen:
+                continue
+            self._seen.add(raw_id)
+            index = len(self.txs)
+            try:
+                tx, tid = check_and_apply(
+                    self.overlay,
+                    raw,
+                    self.height,
+                    index,
+                    self.ledger.chain_id,
+                    verify_signature=raw_id not in verified,
+                )
+            except ProtocolError as exc:
+                self._rejected.append((raw_id, exc))
+                continue
+            index_tx(self.overlay, tid, self.height, index, self.parent.log_size)
+            self.txs.append(tx)
+            self.tx_ids.append(tid)
+            self.size += len(raw)
+
+    def take_rejected(self) -> list[tuple[bytes, ProtocolError]]:
+        """Candidates refused since the last call (the caller drops them from its pool)."""
+        rejected, self._rejected = self._rejected, []
+        return rejected
+
+    def finish(self, *, time_ms: int, proposer: bytes) -> ExecutedBlock:
+        head = self.ledger.head
+        if (head.height, head.block_hash) != (self.parent.height, self.parent.block_hash):
+            raise BlockError("bad_link", f"block {self.height} was built on another parent")
+        self.ledger.require_supported(self.height)
+        header = self.ledger.header_for(self.overlay, self.height, time_ms, proposer, self.tx_ids)
+        block = {"header": header, "txs": self.txs}
+        return ExecutedBlock(
+            block, block_hash(header), list(self.tx_ids), self.overlay, self.take_rejected()
+        )
+
+
+def index_tx(overlay: Overlay, tid: bytes, height: int, index: int, log_size_before: int) -> None:
+    """Where a tx is: read by the duplicate check and by receipts."""
+    location = {"height": height, "index": index, "leaf_index": log_size_before + index}
+    overlay.put(schema.TX_INDEX + tid, encode(location))
+
+
 def _decode_stored(raw: bytes, what: str) -> Any:
     try:
         return decode_stored(raw)
@@ -455,4 +536,12 @@ def _decode_stored(raw: bytes, what: str) -> Any:
         raise StoreError(f"the store is corrupt: {what} does not decode ({exc.message})") from exc
 
 
-__all__ = ["BlockError", "ExecutedBlock", "Head", "Ledger", "UpgradeRequired", "validators_hash"]
+__all__ = [
+    "BlockBuilder",
+    "BlockError",
+    "ExecutedBlock",
+    "Head",
+    "Ledger",
+    "UpgradeRequired",
+    "validators_hash",
+]

@@ -298,6 +298,13 @@ class Overlay:
     def child(self) -> Overlay:
         return Overlay(self)
 
+    def snapshot(self, base: KVReader) -> Overlay:
+        """A private copy of these changes over `base` (which must already hold what this
+        overlay's own base held): later writes to either are not seen by the other."""
+        copy = Overlay(base)
+        copy._writes = dict(self._writes)
+        return copy
+
     def merge(self, child: Overlay) -> None:
         """Take a child's changes as our own (the child must have been made from self)."""
         if child._base is not self:

@@ -23,6 +23,13 @@ step before its next one, so its own order is unchanged. Heights start lazily: a
 commit the next height begins only when there is work (pending txs, a message from a peer
 for that height, or the heartbeat falling due), so an idle network does not spin through
 empty rounds (docs/spec/05-chain.md, "no empty blocks").
+
+Pipelining: a validator that will propose the next height's first round starts that block
+as soon as it has executed the block being decided, on a second thread and on a private
+copy of that block's effects (`Ledger.builder(on=...)`), while the votes are exchanged and
+the block commits; txs admitted meanwhile are run into it as they come. When its turn
+comes little or nothing is left to run, so the build is off the height's critical path.
+If another block is decided, the block built ahead is dropped unused.
 """
 
 from __future__ import annotations
@@ -60,7 +67,13 @@ from almoner.node.chain.certified import check_certified_block
 from almoner.node.chain.codec import decode, encode
 from almoner.node.chain.consensus_crypto import NodeSigner, NodeVerifier
 from almoner.node.chain.crypto import KeyPair
-from almoner.node.chain.ledger import BlockError, ExecutedBlock, Ledger, UpgradeRequired
+from almoner.node.chain.ledger import (
+    BlockBuilder,
+    BlockError,
+    ExecutedBlock,
+    Ledger,
+    UpgradeRequired,
+)
 from almoner.node.chain.signing import block_hash
 from almoner.node.chain.state import evidence_key
 from almoner.node.chain.tx import encode_tx, make_tx
@@ -104,6 +117,15 @@ class Tick:
 class PeerMessage:
     sender: bytes
     msg: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """The next height's block, started on an executed block not yet committed."""
+
+    parent: bytes  # the hash of the block it extends
+    builder: BlockBuilder
+    filled: asyncio.Future[None]  # its first candidates, run on the builder thread
 
 
 @dataclass(frozen=True)
@@ -170,6 +192,9 @@ class Driver:
         self._unsaved: dict[str, Any] | None = None
         self._outbox: list[tuple[Proposal | Vote, bytes | None]] = []
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="almoner-store")
+        # Builds the next height's block ahead (reads only; see the module docstring).
+        self._ahead_worker = ThreadPoolExecutor(1, thread_name_prefix="almoner-builder")
+        self._ahead: Ahead | None = None
         # The head height whose successor's set and version were last looked at.
         self._followed = -1
 
@@ -184,6 +209,7 @@ class Driver:
         state write is one atomic batch) so the store can be closed after this."""
         await cancel_all(self._tasks)
         await asyncio.to_thread(self._worker.shutdown, True)
+        await asyncio.to_thread(self._ahead_worker.shutdown, True, cancel_futures=True)
 
     async def _off_loop(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run blocking store or CPU work on the store worker thread."""
@@ -285,6 +311,7 @@ class Driver:
         if self._idle and self.machine is not None and self.inbox.empty():
             with contextlib.suppress(asyncio.QueueFull):
                 self.inbox.put_nowait(Tick())
+        self._fill_ahead()
 
     async def _ticker(self) -> None:
         while True:
@@ -314,6 +341,7 @@ class Driver:
                 if gossip:
                     for event in gossip:
                         self._admit_gossip(event)
+                    self._fill_ahead()
                     await self._handle_logged(Tick())  # then start or propose once
                 await self._flush()
         except StoreError as exc:
@@ -543,24 +571,90 @@ class Driver:
             return
         if self.key is None:
             return  # only a validator gets a ProposalRequest
+        started = time.monotonic()
+        builder = await self._builder_for_head()
+        await self._off_loop(builder.add, self.mempool.candidates(), self.mempool.verified_ids())
+        rejected = builder.take_rejected()
+        if rejected:
+            self.mempool.on_commit((), [tid for tid, _ in rejected])
+        if not builder.tx_ids and not heartbeat:
+            self._keep_ahead(builder)  # nothing to propose yet: fill it further next time
+            return
         executed = await self._off_loop(
-            self.ledger.build_block,
-            self.mempool.candidates(),
+            builder.finish,
             time_ms=max(wall_ms(), self.ledger.head.time + 1),
             proposer=self.key.public_key,
-            max_txs=self.params["max_block_txs"],
-            max_bytes=self.params["max_block_bytes"],
-            verified=self.mempool.verified_ids(),
         )
-        if executed.rejected:
-            self.mempool.on_commit((), [tid for tid, _ in executed.rejected])
-        if not executed.tx_ids and not heartbeat:
-            return
+        self.metrics.observe("almoner_propose_build_seconds", time.monotonic() - started)
+        if builder.ahead:
+            self.metrics.inc("almoner_blocks_built_ahead_total")
         self._proposal_request = None
         self._blocks[executed.block_hash] = executed.block
         self._executed[executed.block_hash] = executed
+        self._build_ahead(executed)  # a lone validator proposes the next height too
         await self._process(
             machine.propose_value(request.height, request.round, executed.block_hash)
+        )
+
+    # -- pipelining -----------------------------------------------------------------
+    def _build_ahead(self, executed: ExecutedBlock) -> None:
+        """If this validator proposes the first round after `executed`, start that block
+        now, on the builder thread. The set for that height may still change with this
+        block: then the guess is wrong and costs only the build (finish checks)."""
+        if self.key is None or self.machine is None or not len(self.mempool):
+            return
+        if self._ahead is not None and self._ahead.parent == executed.block_hash:
+            return
+        height = executed.height + 1
+        validators = self.ledger.validators(height)
+        if validators[proposer_index(height, 0, len(validators))] != self.key.public_key:
+            return
+        builder = self.ledger.builder(
+            max_txs=self.params["max_block_txs"],
+            max_bytes=self.params["max_block_bytes"],
+            on=executed,
+        )
+        self._ahead = Ahead(executed.block_hash, builder, self._filling(builder))
+
+    def _filling(self, builder: BlockBuilder) -> asyncio.Future[None]:
+        """Run the pending txs it has not seen into the block built ahead, on the builder
+        thread. The verified-ids view is live: membership tests only, as the store worker
+        does."""
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(
+            self._ahead_worker, builder.add, self.mempool.candidates(), self.mempool.verified_ids()
+        )
+
+    def _fill_ahead(self) -> None:
+        """Txs were admitted while the height is decided: into the block built ahead with
+        them (one fill at a time; a failed fill drops that block)."""
+        ahead = self._ahead
+        if ahead is None or not ahead.filled.done() or ahead.builder.full:
+            return
+        failed = ahead.filled.cancelled() or ahead.filled.exception()
+        if failed:
+            log.error("the block built ahead failed (%r); it will be built anew", failed)
+            self._ahead = None
+            return
+        self._ahead = Ahead(ahead.parent, ahead.builder, self._filling(ahead.builder))
+
+    def _keep_ahead(self, builder: BlockBuilder) -> None:
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        self._ahead = Ahead(builder.parent.block_hash, builder, done)
+
+    async def _builder_for_head(self) -> BlockBuilder:
+        """The block built ahead on the block that became the head, or a new one."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead.parent == self.ledger.head.block_hash:
+            try:
+                await ahead.filled
+            except Exception:  # a bug in the build ahead must not stop proposing
+                log.exception("the block built ahead failed; building it again")
+            else:
+                return ahead.builder
+        return self.ledger.builder(
+            max_txs=self.params["max_block_txs"], max_bytes=self.params["max_block_bytes"]
         )
 
     async def _validate(self, height: int, hash_: bytes) -> bool:
@@ -580,6 +674,7 @@ class Driver:
             self.metrics.inc("almoner_blocks_refused_total", rule=exc.rule)
             return False
         self._executed[hash_] = executed
+        self._build_ahead(executed)
         return True
 
     async def _commit_decision(self, decision: Decision) -> None:
@@ -619,6 +714,8 @@ class Driver:
         self._blocks = {h: b for h, b in self._blocks.items() if _height_of(b) > executed.height}
         self._prune_evidence()
         self._executed.clear()
+        if self._ahead is not None and self._ahead.parent != executed.block_hash:
+            self._ahead = None  # built on a block that lost
         self._proposal_request = None
         self._idle = True
         self._peer_work_seen = False
