@@ -40,7 +40,7 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeGuard, TypeVar
@@ -102,6 +102,28 @@ BLOCK_OVERHEAD_BYTES = 64 * 1024
 # Seen-but-uncommitted evidence is forgotten this many heights after the offence.
 EVIDENCE_KEEP_HEIGHTS = 10_000
 MAX_PENDING_EVIDENCE = 1024
+# A proposal is completed on the event loop when at most this many pending txs are not
+# yet in the block built ahead, and the block stays this small; else on the store worker.
+INLINE_TXS = 16
+INLINE_BLOCK_TXS = 256
+
+
+def _complete(
+    builder: BlockBuilder,
+    candidates: list[bytes],
+    verified: Container[bytes],
+    *,
+    heartbeat: bool,
+    time_ms: int,
+    proposer: bytes,
+) -> tuple[ExecutedBlock | None, list[bytes]]:
+    """Top the block up with the candidates and finish it, unless it would be empty and
+    no heartbeat is due; also the ids of the candidates the contract refused."""
+    builder.add(candidates, verified)
+    if not builder.tx_ids and not heartbeat:
+        return None, [tid for tid, _ in builder.take_rejected()]
+    executed = builder.finish(time_ms=time_ms, proposer=proposer)
+    return executed, [tid for tid, _ in executed.rejected]
 
 
 class DriverError(AlmonerError):
@@ -573,18 +595,26 @@ class Driver:
             return  # only a validator gets a ProposalRequest
         started = time.monotonic()
         builder = await self._builder_for_head()
-        await self._off_loop(builder.add, self.mempool.candidates(), self.mempool.verified_ids())
-        rejected = builder.take_rejected()
-        if rejected:
-            self.mempool.on_commit((), [tid for tid, _ in rejected])
-        if not builder.tx_ids and not heartbeat:
-            self._keep_ahead(builder)  # nothing to propose yet: fill it further next time
-            return
-        executed = await self._off_loop(
-            builder.finish,
+        candidates = self.mempool.candidates()
+        step = functools.partial(
+            _complete,
+            builder,
+            candidates,
+            self.mempool.verified_ids(),
+            heartbeat=heartbeat,
             time_ms=max(wall_ms(), self.ledger.head.time + 1),
             proposer=self.key.public_key,
         )
+        # Little left to run (the block was built ahead): here, without the two thread
+        # hand-offs that cost more than the work; otherwise on the store worker.
+        unseen = len(candidates) - len(builder.tx_ids)
+        small = unseen <= INLINE_TXS and len(candidates) <= INLINE_BLOCK_TXS
+        executed, rejected = step() if small else await self._off_loop(step)
+        if rejected:
+            self.mempool.on_commit((), rejected)
+        if executed is None:
+            self._keep_ahead(builder)  # nothing to propose yet: fill it further next time
+            return
         self.metrics.observe("almoner_propose_build_seconds", time.monotonic() - started)
         if builder.ahead:
             self.metrics.inc("almoner_blocks_built_ahead_total")
