@@ -7,10 +7,12 @@ builder as already verified. After each commit the pending state is rebuilt from
 new head, and txs that no longer apply (a conflicting tx won the race) are dropped.
 
 Txs gossiped by a validator were already run through the contract by the node that
-admitted them, so they are admitted on their shape and signature alone (`from_peer`)
-and their contract run is deferred: in the usual case it never happens here, because
-the block that carries them executes them anyway, and running the contract twice per
-tx on every validator was a sixth of a validator's time under load. Deferred txs sit
+admitted them, so they are admitted on their shape, their signature and their signer
+alone (a registered, unsuspended party of the type's role: junk signed by fresh keys is
+refused at once) and their business rules are deferred (`from_peer`): in the usual case
+they never run here, because the block that carries them executes them anyway, and
+running the contract twice per tx on every validator was a sixth of a validator's time
+under load. Deferred txs sit
 after every applied one; they are applied, in order, before the next tx that needs the
 contract here (a client's submission) and once they have waited DEFER_COMMITS commits,
 so a deferred tx that the contract would refuse is found and dropped within a few
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from almoner.node.chain.codec import H
-from almoner.node.chain.contract.engine import check_and_apply
+from almoner.node.chain.contract.engine import check_and_apply, check_signer
 from almoner.node.chain.ledger import Ledger
 from almoner.node.chain.state import get_party
 from almoner.node.chain.store import Overlay
@@ -124,8 +126,7 @@ class Mempool:
         signer = signer if isinstance(signer, bytes) else b""
         priority = self._is_priority(tx, signer)
         self._check_room(signer, len(raw), priority)
-        if from_peer and not priority:
-            self._admit_deferred(tx_id, raw, tx, signer, signature_checked)
+        if from_peer and not priority and self._admit_deferred(tx_id, raw, tx, signature_checked):
             return Admission(tx_id, "pending")
         self._apply_deferred()
         try:
@@ -153,18 +154,25 @@ class Mempool:
         self._bytes += len(raw)
 
     def _admit_deferred(
-        self, tx_id: bytes, raw: bytes, tx: dict[str, Any], signer: bytes, signature_checked: bool
-    ) -> None:
-        """A peer's tx on what needs no state: its shape and its signature."""
+        self, tx_id: bytes, raw: bytes, tx: dict[str, Any], signature_checked: bool
+    ) -> bool:
+        """A peer's tx on its shape, its signature and its signer (a registered party of
+        the right role, or a validator): junk signed by fresh keys never gets in. False
+        when the signer is unknown here: it may be registered by a deferred tx, so the
+        caller runs the contract on those first, and then on this one."""
         try:
             check_tx_shape(tx, self.ledger.chain_id)
             if not signature_checked:
                 check_tx_signature(tx, raw)
-        except ProtocolError:
+            check_signer(self._state, tx, self.ledger.head.height + 1)
+        except ProtocolError as exc:
+            if exc.code == "unknown_signer" and self._deferred:
+                return False
             self.rejected_total += 1
             raise
-        self._hold(tx_id, raw, signer)
+        self._hold(tx_id, raw, tx["signer"])
         self._deferred[tx_id] = self._commits
+        return True
 
     def _apply_deferred(self) -> list[bytes]:
         """Run the contract on the deferred txs, in order, on top of the applied ones;

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from almoner.node.chain.codec import H, decode, encode
+from almoner.node.chain.crypto import KeyPair
+from almoner.node.chain.signing import rotation_sign_bytes
 from almoner.node.errors import ProtocolError
 from almoner.node.server.mempool import Mempool
 from tests.localchain import LocalChain, Workload, local_genesis
@@ -165,3 +167,31 @@ def test_a_peers_tx_the_contract_refuses_is_dropped_after_two_commits() -> None:
     chain.add_block([])
     assert mempool.on_commit([]) == [H(loser)]
     assert len(mempool) == 0 and mempool.rejected_total == 1
+
+
+def test_a_peers_tx_from_a_key_no_party_holds_is_refused_at_once() -> None:
+    """Junk signed by fresh keys never waits in the pool: the signer is checked on
+    admission even when the business rules are deferred."""
+    _, work, mempool = setup()
+    stranger = KeyPair.from_seed(b"\x07" * 32)
+    work.keys.parties["stranger"] = stranger
+    with pytest.raises(ProtocolError) as refused:
+        mempool.add(work.donation(platform="stranger"), from_peer=True)
+    assert refused.value.code == "unknown_signer" and len(mempool) == 0
+
+
+def test_a_peers_tx_signed_with_a_key_rotated_in_a_deferred_tx_is_admitted() -> None:
+    chain, work, mempool = setup()
+    fresh = KeyPair.from_seed(b"\x31" * 32)
+    work.keys.parties["platform-1-new"] = fresh
+    party = work.pub("platform-1")
+    proof = fresh.sign(rotation_sign_bytes(chain.genesis.chain_id, party, fresh.public_key))
+    rotate = work.tx(
+        "platform-1", "party.rotate_key", {"new_key": fresh.public_key, "new_sig": proof}
+    )
+    mempool.add(rotate, from_peer=True)
+    after = work.donation(platform="platform-1-new")
+    assert mempool.add(after, from_peer=True).status == "pending"
+    assert mempool.candidates() == [rotate, after]
+    chain.add_block([rotate, after])
+    assert mempool.on_commit([H(rotate), H(after)]) == [] and len(mempool) == 0

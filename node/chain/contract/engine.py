@@ -120,6 +120,19 @@ def _check_party_signer(state: Overlay, signer: bytes, role: str) -> bytes:
     return party_id
 
 
+def check_signer(state: Overlay, tx: dict[str, Any], height: int) -> bytes:
+    """The signer rules alone: `unknown_signer` / `key_retired`, `signer_suspended`,
+    `role_not_allowed`, or not a validator of the set in force for validator-signed
+    types. Returns whom the key signs for (the party id, or the validator key). A node
+    checks this much of a peer's tx when it defers the business rules (mempool.py)."""
+    tx_type: str = tx["type"]
+    signer: bytes = tx["signer"]
+    if tx_type == "evidence.submit" or tx_type in VALIDATOR_RULES:
+        check_validator_signer(state, signer, height)
+        return signer
+    return _check_party_signer(state, signer, ROLE_BY_TYPE[tx_type])
+
+
 def apply_tx(state: Overlay, tx: dict[str, Any], ctx: TxContext) -> None:
     """Signer checks, then the type's business rules, then its effects.
 
@@ -128,18 +141,15 @@ def apply_tx(state: Overlay, tx: dict[str, Any], ctx: TxContext) -> None:
     on a child overlay (see `check_and_apply`) so that no bug can leak a partial write.
     """
     tx_type: str = tx["type"]
-    signer: bytes = tx["signer"]
+    acting = check_signer(state, tx, ctx.height)
     if tx_type == "evidence.submit":
-        check_validator_signer(state, signer, ctx.height)
-        evidence_submit(state, tx["chain"], signer, tx["body"], ctx)
+        evidence_submit(state, tx["chain"], acting, tx["body"], ctx)
         return
     validator_rule = VALIDATOR_RULES.get(tx_type)
     if validator_rule is not None:
-        check_validator_signer(state, signer, ctx.height)
-        validator_rule(state, signer, tx["body"], ctx)
+        validator_rule(state, acting, tx["body"], ctx)
         return
-    party_id = _check_party_signer(state, signer, ROLE_BY_TYPE[tx_type])
-    RULES[tx_type](state, party_id, tx["body"], ctx)
+    RULES[tx_type](state, acting, tx["body"], ctx)
 
 
 def check_and_apply(
