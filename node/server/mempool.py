@@ -12,11 +12,11 @@ alone (a registered, unsuspended party of the type's role: junk signed by fresh 
 refused at once) and their business rules are deferred (`from_peer`): in the usual case
 they never run here, because the block that carries them executes them anyway, and
 running the contract twice per tx on every validator was a sixth of a validator's time
-under load. Deferred txs sit
-after every applied one; they are applied, in order, before the next tx that needs the
-contract here (a client's submission) and once they have waited DEFER_COMMITS commits,
-so a deferred tx that the contract would refuse is found and dropped within a few
-heights (and at once by a proposer, whose block builder refuses it).
+under load. Deferred txs sit after every applied one; they are applied, in order, before
+the next tx that needs the contract here (a client's submission) and once they have
+waited DEFER_COMMITS commits, so a deferred tx that the contract would refuse is found
+and dropped within a few heights (and at once by a proposer, whose block builder
+refuses it).
 
 Fairness: each signer may hold at most `max_per_party` pending txs, so one platform
 cannot take every slot; and regulator and validator txs (a suspension, evidence) have a
