@@ -7,10 +7,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
+from starlette.responses import PlainTextResponse
+from starlette.types import Receive, Scope, Send
 
 from almoner.node.chain.codec import H, array_header, decode, encode
 from almoner.node.chain.store import MemoryStore
-from almoner.node.server.api import create_app
+from almoner.node.server.api import SubmitFastPath, create_app
 from almoner.node.server.app import NodeRuntime, assemble_runtime
 from almoner.node.server.config import NodeConfig
 from almoner.node.server.p2p import seal
@@ -123,3 +125,48 @@ def test_a_burst_s_signatures_are_checked_ahead_and_a_bad_one_is_still_refused(
         assert len(rt.mempool) == 19
 
     serve(tmp_path, scenario)
+
+
+def test_a_submission_skips_the_router_and_answers_as_the_app_would(tmp_path: Path) -> None:
+    """POST /v1/txs goes straight to its handler; every other request reaches the app.
+    Its answers, errors and metrics are the app's: a failed store is 503 unhealthy, a
+    JSON body is malformed, and the request is counted under its route."""
+    genesis, keys = local_genesis(4)
+    config = NodeConfig(genesis=tmp_path / "genesis.json", data_dir=tmp_path / "data")
+    runtime = assemble_runtime(config, genesis, MemoryStore(), None)
+    work = Workload(genesis, keys)
+    reached: list[tuple[str, str]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        reached.append((scope["method"], scope["path"]))
+        await PlainTextResponse("the app", status_code=299)(scope, receive, send)
+
+    transport = httpx.ASGITransport(app=SubmitFastPath(app, runtime))
+
+    async def run() -> None:
+        async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
+            raw = work.donation()
+            sent = await client.post("/v1/txs", content=raw, headers=MSGPACK)
+            assert sent.status_code == 202 and decode(sent.content)["tx_id"] == H(raw)
+            as_json = await client.post("/v1/txs", content=b'{"type": "x"}')
+            assert as_json.json()["error"]["code"] == "malformed"
+            for method, path in (("GET", "/v1/txs"), ("POST", "/v1/txs/batch"), ("PUT", "/v1/txs")):
+                other = await client.request(method, path, content=b"")
+                assert other.status_code == 299
+            assert reached == [("GET", "/v1/txs"), ("POST", "/v1/txs/batch"), ("PUT", "/v1/txs")]
+            runtime.store.close()
+            failed = await client.post("/v1/txs", content=work.donation(), headers=MSGPACK)
+            assert (failed.status_code, failed.json()["error"]["code"]) == (503, "unhealthy")
+
+    asyncio.run(run())
+    with_metrics = create_app(assemble_runtime(config, genesis, MemoryStore(), None))
+    assert any(getattr(m, "cls", None) is SubmitFastPath for m in with_metrics.user_middleware)
+
+    async def counted() -> None:
+        transport = httpx.ASGITransport(app=with_metrics)
+        async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
+            await client.post("/v1/txs", content=b"\xc1")
+            metrics = (await client.get("/metrics")).text
+            assert 'almoner_http_requests_total{path="/v1/txs",status="400"} 1' in metrics
+
+    asyncio.run(counted())
