@@ -285,9 +285,7 @@ class Ledger:
         )
         # A private copy: the commit of `on` adds its indexes to on.overlay meanwhile.
         base = on.overlay.snapshot(self.store)
-        builder = BlockBuilder(self, parent, base, max_txs, max_bytes, skip=on.tx_ids)
-        builder.ahead = True
-        return builder
+        return BlockBuilder(self, parent, base, max_txs, max_bytes, skip=on.tx_ids, ahead=True)
 
     def header_for(
         self, overlay: Overlay, height: int, time_ms: int, proposer: bytes, tx_ids: list[bytes]
@@ -461,6 +459,7 @@ class BlockBuilder:
         max_txs: int,
         max_bytes: int,
         skip: Iterable[bytes] = (),
+        ahead: bool = False,
     ) -> None:
         self.ledger = ledger
         self.parent = parent
@@ -473,7 +472,7 @@ class BlockBuilder:
         self.size = 0
         self._rejected: list[tuple[bytes, ProtocolError]] = []
         self._seen: set[bytes] = set(skip)  # in the block, rejected, or in its parent
-        self.ahead = False  # started before its parent was committed
+        self.ahead = ahead  # started before its parent was committed
 
     @property
     def full(self) -> bool:
@@ -482,7 +481,7 @@ class BlockBuilder:
     def add(self, candidates: Iterable[bytes], verified: Container[bytes] = frozenset()) -> None:
         """Run the candidates not seen before, in order, until the block is full."""
         for raw in candidates:
-            if len(self.txs) >= self.max_txs or self.size + len(raw) > self.max_bytes:
+            if self.full or self.size + len(raw) > self.max_bytes:
                 break
             raw_id = H(raw)
             if raw_id in self._seen:

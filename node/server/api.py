@@ -323,7 +323,7 @@ class SubmitFastPath:
         request = Request(scope, receive)
         try:
             response = await self.submit(request)
-        except Exception as exc:  # the app's own mapping: no input can produce a 500
+        except Exception as exc:  # mapped as the app maps it (a bug alone is a 500)
             response = exception_response(request, exc)
         await response(scope, receive, send)
 
