@@ -179,24 +179,10 @@ class Mempool:
         those it refuses are dropped and returned."""
         if not self._deferred:
             return []
-        height, start = self.ledger.head.height + 1, len(self._pending) - len(self._deferred)
-        invalid: list[bytes] = []
-        for offset, tx_id in enumerate(list(self._deferred)):
-            try:
-                check_and_apply(
-                    self._state,
-                    self._pending[tx_id],
-                    height,
-                    start + offset,
-                    self.ledger.chain_id,
-                    verify_signature=False,
-                )
-            except ProtocolError:
-                invalid.append(tx_id)
+        deferred = [(tx_id, self._pending[tx_id]) for tx_id in self._deferred]
         self._deferred.clear()
+        invalid = self._apply_in_order(deferred, len(self._pending) - len(deferred))
         self.rejected_total += len(invalid)
-        for tx_id in invalid:
-            self._forget(tx_id)
         return invalid
 
     def _valid_alone(self, raw: bytes, tx: dict[str, Any]) -> bool:
@@ -307,13 +293,23 @@ class Mempool:
         """The pending state anew from the head: the applied txs again, in order (the
         deferred ones stay deferred)."""
         self._state = Overlay(self.ledger.store)
-        invalid: list[bytes] = []
-        height = self.ledger.head.height + 1
         applied = [(t, r) for t, r in self._pending.items() if t not in self._deferred]
-        for index, (tx_id, raw) in enumerate(applied):
+        return self._apply_in_order(applied, 0)
+
+    def _apply_in_order(self, txs: list[tuple[bytes, bytes]], first_index: int) -> list[bytes]:
+        """Run the contract on pending txs (signatures already checked) into the pending
+        state, in order; those it refuses are dropped and returned."""
+        height = self.ledger.head.height + 1
+        invalid: list[bytes] = []
+        for offset, (tx_id, raw) in enumerate(txs):
             try:
                 check_and_apply(
-                    self._state, raw, height, index, self.ledger.chain_id, verify_signature=False
+                    self._state,
+                    raw,
+                    height,
+                    first_index + offset,
+                    self.ledger.chain_id,
+                    verify_signature=False,
                 )
             except ProtocolError:
                 invalid.append(tx_id)
