@@ -145,9 +145,13 @@ class PeerMessage:
 class Ahead:
     """The next height's block, started on an executed block not yet committed."""
 
-    parent: bytes  # the hash of the block it extends
     builder: BlockBuilder
-    filled: asyncio.Future[None]  # its first candidates, run on the builder thread
+    filled: asyncio.Future[None]  # its latest fill, run on the builder thread
+
+    @property
+    def parent(self) -> bytes:
+        """The hash of the block it extends."""
+        return self.builder.parent.block_hash
 
 
 @dataclass(frozen=True)
@@ -644,7 +648,7 @@ class Driver:
             max_bytes=self.params["max_block_bytes"],
             on=executed,
         )
-        self._ahead = Ahead(executed.block_hash, builder, self._filling(builder))
+        self._ahead = Ahead(builder, self._filling(builder))
 
     def _filling(self, builder: BlockBuilder) -> asyncio.Future[None]:
         """Run the pending txs it has not seen into the block built ahead, on the builder
@@ -666,12 +670,12 @@ class Driver:
             log.error("the block built ahead failed (%r); it will be built anew", failed)
             self._ahead = None
             return
-        self._ahead = Ahead(ahead.parent, ahead.builder, self._filling(ahead.builder))
+        self._ahead = Ahead(ahead.builder, self._filling(ahead.builder))
 
     def _keep_ahead(self, builder: BlockBuilder) -> None:
         done = asyncio.get_running_loop().create_future()
         done.set_result(None)
-        self._ahead = Ahead(builder.parent.block_hash, builder, done)
+        self._ahead = Ahead(builder, done)
 
     async def _builder_for_head(self) -> BlockBuilder:
         """The block built ahead on the block that became the head, or a new one."""
