@@ -94,33 +94,46 @@ def _reject_ext(code: int, data: bytes) -> Any:
     raise CodecError("malformed", f"ext type {code} is not allowed")
 
 
+_SCALARS = frozenset({str, bytes, bool, type(None)})
+
+
 def _check_types(value: Any, max_depth: int = MAX_DEPTH) -> None:
     """Allowed types only, nested at most `max_depth` containers deep.
 
     Iterative on purpose: msgpack itself unpacks up to 1024 levels, and a recursive walk
     (or the canonical re-encoding) of such an object would hit Python's recursion limit
-    outside any error handling. No protocol object nests more than a few levels.
+    outside any error handling. No protocol object nests more than a few levels. It walks
+    one nesting level at a time with exact type checks (msgpack yields exact built-in
+    types), because every p2p frame passes here: the depth is checked once per level,
+    not once per item.
     """
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if item is None or isinstance(item, bool | str | bytes):
-            continue
-        if isinstance(item, int):
-            if not INT_MIN <= item <= INT_MAX:
-                raise CodecError("malformed", f"integer {item} outside the signed 64-bit range")
-            continue
-        if isinstance(item, list | dict):
-            if depth >= max_depth:
-                raise CodecError(
-                    "malformed",
-                    f"containers nested over {max_depth} deep",
-                    {"limit": max_depth},
-                )
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
-            continue
-        raise CodecError("malformed", f"type {type(item).__name__} is not allowed in the protocol")
+    level: list[Any] = [value]
+    depth = 0
+    while level:
+        deeper: list[Any] = []
+        nested = False
+        for item in level:
+            kind = type(item)
+            if kind in _SCALARS:
+                continue
+            if kind is int:
+                if not INT_MIN <= item <= INT_MAX:
+                    raise CodecError("malformed", f"integer {item} outside the signed 64-bit range")
+            elif kind is dict:
+                nested = True
+                deeper.extend(item.values())
+            elif kind is list:
+                nested = True
+                deeper.extend(item)
+            else:
+                name = kind.__name__
+                raise CodecError("malformed", f"type {name} is not allowed in the protocol")
+        if nested and depth >= max_depth:
+            raise CodecError(
+                "malformed", f"containers nested over {max_depth} deep", {"limit": max_depth}
+            )
+        depth += 1
+        level = deeper
 
 
 def decode(data: bytes, max_size: int = DEFAULT_MAX_SIZE) -> Any:
