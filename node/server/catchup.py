@@ -48,6 +48,8 @@ STATUS_TIMEOUT_S = 3.0
 MAX_STATUS_BYTES = 64 * 1024
 FETCH_MAX_BYTES = 64 * 1024 * 1024
 BACKOFF_MAX_S = 30.0
+# A peer heard on the consensus channel within this long is not polled for its status.
+HEARD_FRESH_S = 1.0
 
 
 async def _get_bounded(
@@ -234,6 +236,12 @@ class CatchUp:
         await cancel_all(list(self._probes.values()))
 
     async def _poll_heights(self) -> None:
+        """Ask the peers not heard from lately for their height over HTTP. A validator
+        that sent its own consensus message within HEARD_FRESH_S already told us (the
+        driver records it, `PeerState.heard`), so while consensus runs no status request is
+        made: those polls were a sixth of an idle validator's event-loop time at one
+        client, per height, for nothing new."""
+
         async def poll(peer: PeerState) -> None:
             try:
                 peer.height = await fetch_height(self.client, peer.url)
@@ -242,7 +250,8 @@ class CatchUp:
                 peer.up = False
                 peer.last_error = str(exc)
 
-        await asyncio.gather(*(poll(peer) for peer in self.peers.values()))
+        stale = time.monotonic() - HEARD_FRESH_S
+        await asyncio.gather(*(poll(p) for p in self.peers.values() if p.heard_at < stale))
 
     def _should_fetch(self, best_height: int) -> bool:
         now = asyncio.get_running_loop().time()

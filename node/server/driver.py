@@ -460,6 +460,8 @@ class Driver:
         except MessageError:
             self.metrics.inc("almoner_p2p_dropped_total", reason="malformed")
             return
+        if parsed.sender == event.sender:  # its own message: catch-up learns its height
+            self.transport.heard_from(event.sender, parsed.height)
         if self._idle and parsed.height == self.ledger.head.height + 1:
             self._peer_work_seen = True  # a peer started the next height: there is work
         if isinstance(parsed, Proposal):

@@ -65,6 +65,14 @@ class PeerState:
     )
     writer: asyncio.StreamWriter | None = None
     no_channel_until: float = 0.0  # monotonic time before which HTTP is used unasked
+    heard_at: float = 0.0  # monotonic time of its last own consensus message, 0 if none
+
+    def heard(self, height: int, now: float) -> None:
+        """It sent its own consensus message for `height`: it is up, and its head is at
+        least the height before (catch-up then needs no status poll to know it)."""
+        self.up = True
+        self.height = max(self.height, height - 1)
+        self.heard_at = now
 
 
 class Transport:
@@ -106,6 +114,11 @@ class Transport:
         peer = self.peers.get(pubkey)
         if peer is not None and self.key is not None:
             self._enqueue(peer, msg, encode(msg))
+
+    def heard_from(self, pubkey: bytes, height: int) -> None:
+        peer = self.peers.get(pubkey)
+        if peer is not None:
+            peer.heard(height, time.monotonic())
 
     def _enqueue(self, peer: PeerState, msg: dict[str, Any], raw: bytes) -> None:
         if peer.queue.full():

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,9 +85,11 @@ class InProcessNetwork(httpx.AsyncBaseTransport):
         self.nodes: dict[str, httpx.ASGITransport] = {}
         self.cut: set[str] = set()
         self.wire = WireLog()
+        self.requests: Counter[tuple[str, str]] = Counter()  # (host, path) asked for
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         target = request.url.host
+        self.requests[(target, request.url.path)] += 1
         node = self.nodes.get(target)
         if node is None or target in self.cut:
             raise httpx.ConnectError(f"{target} is unreachable", request=request)

@@ -115,3 +115,40 @@ def test_blocks_are_built_ahead_while_the_height_before_is_decided(tmp_path: Pat
             assert net.net.wire.equivocations() == []
 
     asyncio.run(scenario())
+
+
+def test_catch_up_asks_the_status_only_of_peers_not_heard_in_consensus(tmp_path: Path) -> None:
+    """While consensus runs, each validator's own votes tell its peers its height, so
+    catch-up sends no status request to it; a peer that has gone quiet is still asked."""
+    genesis, keys = local_genesis(4, params=FAST_PARAMS)
+    work = Workload(genesis, keys)
+
+    async def submit(net: Network) -> None:
+        response = await net.client.post(
+            "http://v0.test/v1/txs?wait=commit",
+            content=work.donation(),
+            headers={"content-type": "application/msgpack"},
+        )
+        assert response.status_code == 200, response.text
+
+    async def scenario() -> None:
+        async with running(genesis, keys.validators, tmp_path) as net:
+            for i in range(4):
+                await net.start(i, MemoryStore())
+            await net.stop(3)  # quiet from now on; three of four still decide
+            await submit(net)
+            peers = net.nodes[0].runtime.transport.peers  # type: ignore[union-attr]
+            head = net.nodes[0].runtime.ledger.head.height
+            for i in (1, 2):
+                assert peers[keys.validators[i].public_key].height >= head - 1
+            net.net.requests.clear()
+            loop = asyncio.get_running_loop()
+            until = loop.time() + 2.5  # five catch-up rounds, each well inside 1 s of a vote
+            while loop.time() < until:
+                await submit(net)
+            asked = {h: n for (h, path), n in net.net.requests.items() if path == "/v1/status"}
+            assert asked.get("v3.test", 0) >= 3 * 3, asked  # three nodes, a round each 0.5 s
+            assert {h: n for h, n in asked.items() if h != "v3.test"} == {}, asked
+            assert not peers[keys.validators[3].public_key].up
+
+    asyncio.run(scenario())
