@@ -38,7 +38,7 @@ import httpx
 import nacl.signing
 
 from almoner.node.chain.codec import H, array_header
-from almoner.node.devnet.network import NodeProcesses, create_devnet
+from almoner.node.devnet.network import NodeProcesses, create_devnet, free_port
 from bench.cluster import donation
 
 ETCD_MEMBERS = 3
@@ -97,15 +97,6 @@ class Run:
     @property
     def rate(self) -> float:
         return self.ok / self.seconds if self.seconds else 0.0
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def cpu_seconds(pids: list[int]) -> float:

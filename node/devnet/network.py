@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -69,11 +70,35 @@ class Devnet:
         return load_key_file(self.root / "keys" / f"{name}.key")
 
 
+# Ports handed out by free_port: below the kernel's ephemeral range, with room above each
+# for the ports a devnet puts after its base (API + i, p2p + 100 + i).
+PORTS_FROM = 20_000
+ROOM_ABOVE = 200
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port free now, and outside the ephemeral range where it can be: a port the
+    kernel may give any outgoing connection as its source could be taken in the seconds
+    before a node binds it (seen: a validator's API port taken by a peer's connection)."""
+    top = _ephemeral_low() - ROOM_ABOVE
+    candidates = [random.randrange(PORTS_FROM, top) for _ in range(50)] if top > PORTS_FROM else []
+    for port in [*candidates, 0]:  # 0: any port the kernel has free
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            found: int = sock.getsockname()[1]
+            return found
+    raise OSError(f"no free TCP port on {host}")
 
 
 def _port_free(port: int) -> bool:

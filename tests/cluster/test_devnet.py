@@ -161,6 +161,6 @@ def test_devnet_rides_out_one_node_death_and_restarts_it(tmp_path: Path) -> None
     finally:
         if proc.poll() is None:  # stops its nodes too (never proc.kill(): orphans them)
             proc.terminate()
-            proc.communicate(timeout=60)
+        proc.communicate(timeout=60)  # and closes its pipe, even if it exited early
     gone = node_cmd(root, "start", "3")
     assert gone.returncode != 0 and "no `almoner devnet` is running" in gone.stderr
