@@ -231,6 +231,22 @@ def head_log_size(url: str) -> int:
     return int(head.json()["header"]["log_size"]) if head.status_code == 200 else 0
 
 
+def head_height(url: str) -> int:
+    return int(httpx.get(f"{url}/v1/status", timeout=10).json()["height"])
+
+
+def slow_rounds(url: str, first: int, last: int) -> list[tuple[int, int]]:
+    """(height, round) of the blocks in first..last decided after round 0: a failed round
+    costs at least timeout_propose_ms, so it is what a p99 of a second or more is made of."""
+    found: list[tuple[int, int]] = []
+    with httpx.Client(timeout=10) as http:
+        for height in range(first, last + 1):
+            commit = http.get(f"{url}/v1/blocks/{height}").json().get("commit") or {}
+            if commit.get("round", 0):
+                found.append((height, commit["round"]))
+    return found
+
+
 @contextmanager
 def almoner_devnet(root: Path) -> Iterator[tuple[NodeProcesses, list[str]]]:
     net = create_devnet(root, base_port=None)
@@ -419,13 +435,17 @@ def main() -> None:
             for i, c in enumerate(conns):
                 phase = txs[i * per_phase : (i + 1) * per_phase]
                 bodies = write_bodies(root / f"almoner-{c}.hex", phase)
-                before = head_log_size(urls[0])
+                before, first_height = head_log_size(urls[0]), head_height(urls[0]) + 1
                 profile_out = root / "profile.txt"
                 spy = start_profile(pids[0], args.seconds, profile_out) if args.profile else None
                 args.profile = False  # the first phase only
                 run = run_wrk(f"{urls[0]}/v1/txs?wait=commit", bodies, "application/msgpack",
                               c, args.seconds, pids)  # fmt: skip
                 run.committed = wait_settled(urls[0], before + run.ok) - before
+                last_height = head_height(urls[0])
+                if slow := slow_rounds(urls[0], first_height, last_height):
+                    print(f"  {len(slow)} of {last_height - first_height + 1} heights took more "
+                          f"than one round: {slow[:5]}")  # fmt: skip
                 results[("almoner", c)] = run
                 if run.requests > len(phase):
                     print(f"  note: wrk sent {run.requests} requests for {len(phase)} bodies; "
