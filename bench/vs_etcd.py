@@ -125,7 +125,9 @@ def parse_wrk(out: str) -> tuple[int, int, float, float, float]:
     # Anchored: "Req/Sec ... 77.50%" also ends in "50%".
     p50 = ms(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     p99 = ms(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    duration = float(re.search(r"requests in ([\d.]+)s", out).group(1))  # type: ignore[union-attr]
+    # "in 10.01s", or "in 1.00m" from a minute on
+    took = re.search(r"requests in ([\d.]+(?:us|ms|s|m)),", out).group(1)  # type: ignore[union-attr]
+    duration = ms(took) / 1000
     return requests, failed, duration, p50, p99
 
 
