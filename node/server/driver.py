@@ -29,9 +29,10 @@ for that height, or the heartbeat falling due), so an idle network does not spin
 empty rounds (docs/spec/05-chain.md, "no empty blocks").
 
 Pipelining: a validator that will propose the next height's first round starts that block
-as soon as it has executed the block being decided, on a second thread and on a private
-copy of that block's effects (`Ledger.builder(on=...)`), while the votes are exchanged and
-the block commits; txs admitted meanwhile are run into it as they come. When its turn
+as soon as it has executed the block being decided, on a private copy of that block's
+effects (`Ledger.builder(on=...)`), while the votes are exchanged and the block commits;
+txs admitted meanwhile are run into it as they come (more than INLINE_TXS at once on a
+second thread, fewer on the event loop). When its turn
 comes little or nothing is left to run, so the build is off the height's critical path.
 If another block is decided, the block built ahead is dropped unused.
 """
@@ -687,13 +688,23 @@ class Driver:
         self._ahead = Ahead(builder, self._filling(builder))
 
     def _filling(self, builder: BlockBuilder) -> asyncio.Future[None]:
-        """Run the pending txs it has not seen into the block built ahead, on the builder
-        thread. The verified-ids view is live: membership tests only, as the store worker
-        does."""
+        """Run the pending txs it has not seen into the block built ahead: a few here (the
+        hand-off to the builder thread would cost more), more on that thread. The
+        verified-ids view is live: membership tests only, as the store worker does."""
         loop = asyncio.get_running_loop()
-        return loop.run_in_executor(
-            self._ahead_worker, builder.add, self.mempool.candidates(), self.mempool.verified_ids()
-        )
+        candidates = self.mempool.candidates()
+        if len(candidates) - len(builder.tx_ids) > INLINE_TXS:
+            return loop.run_in_executor(
+                self._ahead_worker, builder.add, candidates, self.mempool.verified_ids()
+            )
+        filled = loop.create_future()
+        try:
+            builder.add(candidates, self.mempool.verified_ids())
+        except Exception as exc:  # reported where the block built ahead is used
+            filled.set_exception(exc)
+        else:
+            filled.set_result(None)
+        return filled
 
     def _fill_ahead(self) -> None:
         """Txs were admitted while the height is decided: into the block built ahead with
