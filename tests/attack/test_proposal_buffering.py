@@ -3,6 +3,7 @@ proposer, height-window and size checks; evidence seen is pruned once committed.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,3 +92,36 @@ def test_seen_evidence_is_pruned_once_committed(driver: tuple[Driver, LocalKeys]
     d.ledger.store.write({evidence_key(culprit, 1, 0, "prevote"): b"committed"}, sync=True)
     d._prune_evidence()
     assert [r["height"] for r in d.pending_evidence.values()] == [2]
+
+
+@pytest.mark.parametrize("txs", [5, {"tx": 1}, None, b"\x00" * 8, [b"\x00"] * 3, [1] * 40])
+def test_a_credible_proposal_whose_txs_are_not_txs_is_refused_not_an_error(
+    driver: tuple[Driver, LocalKeys], txs: Any
+) -> None:
+    """A real header from the round's proposer, with any value where the txs go: the
+    block is refused as a block (a prevote for nil follows), on the event loop or on the
+    store worker, and the driver raises nothing."""
+    d, keys = driver
+    validators = d.ledger.validators(1)
+    proposer = next(
+        k for k in keys.validators if k.public_key == validators[proposer_index(1, 0, 4)]
+    )
+    built = d.ledger.build_block(
+        [],
+        time_ms=d.ledger.head.time + 1,
+        proposer=proposer.public_key,
+        max_txs=10,
+        max_bytes=1 << 20,
+    )
+    header = built.block["header"]
+    block = {"header": header, "txs": txs}
+    proposal = Proposal(d.ledger.chain_id, 1, 0, -1, block_hash(header), proposer.public_key)
+    signed = NodeSigner(proposer).sign_proposal(proposal)
+    assert d._keep_block(signed, block)
+    assert asyncio.run(d._validate(1, signed.block_hash)) is False
+    refused = {
+        labels: n
+        for (name, labels), n in d.metrics.counters.items()
+        if name.endswith("refused_total")
+    }
+    assert sum(refused.values()) == 1, refused
