@@ -650,7 +650,7 @@ class Driver:
         # hand-offs that cost more than the work; otherwise on the store worker.
         unseen = len(candidates) - len(builder.tx_ids)
         small = unseen <= INLINE_TXS and len(candidates) <= INLINE_BLOCK_TXS
-        executed, rejected = step() if small else await self._off_loop(step)
+        executed, rejected = await self._blocking(small, step)
         if rejected:
             self.mempool.on_commit((), rejected)
         if executed is None:
