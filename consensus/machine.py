@@ -171,7 +171,7 @@ class Machine:
             return self._drain()
         if msg.chain != self.chain:
             self._drop("wrong_chain")
-        elif msg.height == self.height + 1:
+        elif self.height < msg.height <= self.height + self.params.heights_ahead:
             self._buffer_message(msg)
         elif msg.height != self.height or self.decided:
             self._drop("other_height")
@@ -237,10 +237,14 @@ class Machine:
         if height <= self.height:
             raise ConsensusError(f"cannot go from height {self.height} to {height}")
         buffered = [m for m in self._buffer if m.height == height]
+        later = [m for m in self._buffer if m.height > height]
         self._buffer.clear()
         self._buffered_by.clear()
         self._enter_height(height, validators)
         self._start_round(0)
+        for msg in later:  # held on, against the new height's members and window
+            if msg.height <= height + self.params.heights_ahead:
+                self._buffer_message(msg)
         for msg in buffered:
             if self._accept(msg):
                 self._apply_rules()
@@ -254,7 +258,7 @@ class Machine:
         self._out.dropped.append(reason)
 
     def _buffer_message(self, msg: Message) -> None:
-        """Hold a next-height message until `start_height`; unverified, so bounded per
+        """Hold a later height's message until `start_height`; unverified, so bounded per
         member and in total (a non-member's are dropped: it cannot fill anyone's share)."""
         if msg in self._buffer:
             return

@@ -24,8 +24,14 @@ class Params:
     # Re-send own messages of the current height this often: the paper assumes reliable
     # gossip after GST, a lossy transport only gets it by retransmission.
     rebroadcast_ms: int = 2000
-    # Bound on messages buffered for height + 1 while this height is still running.
+    # Bound on messages buffered for later heights while this height is still running.
     max_buffered: int = 1024
+    # Messages for up to this many heights past the current one are buffered, not
+    # dropped: a validator that falls a few heights behind (a pause, a slow disk) then
+    # decides those heights from what it already holds, in milliseconds, instead of
+    # losing them and waiting for catch-up, which made it late for its own turn to propose
+    # and cost the whole network a round (a second).
+    heights_ahead: int = 4
     # Messages more than this many rounds ahead are dropped, so a Byzantine sender cannot
     # fill memory with far-future rounds; honest validators that far ahead are followed by
     # repeated line-55 skips, each within the horizon, as their re-sends arrive.

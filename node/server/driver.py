@@ -99,9 +99,10 @@ MAX_BLOCKS_KEPT = 64
 # Events handled before one state save and one release of messages: enough to take a
 # burst of votes at once, few enough that saves stay frequent under a flood.
 GROUP_MAX = 256
-# Proposals are kept (their blocks buffered) only up to this many heights past the next:
-# one ahead is normal (a fast proposer), more is a peer wasting our memory.
-LOOKAHEAD_HEIGHTS = 1
+# Proposals are kept (their blocks buffered) only up to this many heights past the next,
+# the window in which the machine buffers messages (Params.heights_ahead): a validator a
+# few heights behind decides them from what it holds; further ahead, catch-up fetches.
+LOOKAHEAD_HEIGHTS = Params().heights_ahead
 # Room a block's header, list framing and certificate take beyond its txs' bytes.
 BLOCK_OVERHEAD_BYTES = 64 * 1024
 # Seen-but-uncommitted evidence is forgotten this many heights after the offence.
@@ -497,8 +498,9 @@ class Driver:
             return
         if parsed.sender == event.sender:  # its own message: catch-up learns its height
             self.transport.heard_from(event.sender, parsed.height)
-        if self._idle and parsed.height == self.ledger.head.height + 1:
-            self._peer_work_seen = True  # a peer started the next height: there is work
+        head = self.ledger.head.height
+        if self._idle and head < parsed.height <= head + 1 + LOOKAHEAD_HEIGHTS:
+            self._peer_work_seen = True  # a peer started a later height: there is work
         if isinstance(parsed, Proposal):
             block = msg.get("block")
             if not self._keep_block(parsed, block):

@@ -11,6 +11,7 @@ from almoner.consensus import (
     ProposalRequest,
     ValidityRequest,
     Vote,
+    proposer_index,
     verify_certificate,
 )
 from almoner.node.chain.codec import decode, encode
@@ -264,3 +265,38 @@ def test_a_proof_of_lock_completed_after_its_round_still_sets_the_valid_value() 
     [p] = [o.message for o in ready.send if isinstance(o.message, Proposal)]
     assert (p.round, p.block_hash, p.valid_round) == (3, V1, 0)  # lines 15-16, not getValue
     assert not ready.requests
+
+
+def test_a_validator_heights_behind_decides_them_from_its_buffer() -> None:
+    """Messages for every height within `heights_ahead` are held, not dropped: a validator
+    that fell behind decides those heights from what it holds, with no catch-up and no
+    round lost waiting for it. Beyond the window they are still dropped."""
+    ahead = PARAMS.heights_ahead
+    assert ahead >= 2
+    m, _, _ = machine(4, me=0)
+    value = {h: bytes([h]) * 32 for h in range(1, ahead + 3)}
+
+    def peers_messages(height: int) -> list[Proposal | Vote]:
+        """What validators 1 to 3 sent for `height` while validator 0 was still at 1."""
+        who = proposer_index(height, 0, 4)
+        sent: list[Proposal | Vote] = [] if who == 0 else [proposal(who, value[height], height)]
+        kinds = ("prevote", "precommit")
+        return sent + [vote(k, v, value[height], height) for k in kinds for v in (1, 2, 3)]
+
+    for height in range(2, ahead + 3):
+        dropped = [bool(m.step(msg).dropped) for msg in peers_messages(height)]
+        assert dropped == [height > 1 + ahead] * len(dropped), height
+    decided: list[bytes] = []
+    for height in range(1, ahead + 2):
+        if height == 1:
+            readies = [m.step(msg) for msg in peers_messages(1)]
+        else:
+            readies = [m.start_height(height, keys(4))]
+        if proposer_index(height, 0, 4) == 0:
+            readies.append(m.propose_value(height, 0, value[height]))
+        readies.append(m.on_validity(height, value[height], True))
+        decided += [d.block_hash for ready in readies for d in ready.decided]
+        assert decided[-1] == value[height]
+    assert decided == [value[h] for h in range(1, ahead + 2)]
+    m.start_height(ahead + 2, keys(4))  # its messages came too early: dropped
+    assert not m.on_validity(ahead + 2, value[ahead + 2], True).decided
