@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from almoner.node.chain import ledger as ledger_module
 from almoner.node.chain.codec import H
 from almoner.node.chain.ledger import BlockError, ExecutedBlock
 from almoner.node.chain.store import LevelStore
@@ -105,3 +106,25 @@ def test_a_builder_stops_when_full_and_reports_each_refusal_once(tmp_path: Path)
     assert len(builder.tx_ids) == 3 and builder.full
     assert [tid for tid, _ in builder.take_rejected()] == [H(raws[2])]
     assert builder.take_rejected() == []
+
+
+def test_a_fill_looks_only_at_candidates_it_has_not_seen(tmp_path: Path) -> None:
+    """Refilling with the whole pending pool hashes only the new candidates: a fill's
+    work follows what arrived, not what is pending (it was O(pending) per fill)."""
+    chain, _, work = two_chains(tmp_path)
+    commit(chain, execute_next(chain, work.opening()))
+    txs = [work.donation() for _ in range(40)]
+    builder = chain.ledger.builder(max_txs=MAX_TXS, max_bytes=MAX_BYTES)
+    builder.add(txs[:30])
+    assert builder.unseen(txs) == 10
+    hashed: list[bytes] = []
+
+    def counting_h(data: bytes) -> bytes:
+        hashed.append(data)
+        return H(data)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ledger_module, "H", counting_h)
+        builder.add(txs[:31])
+    assert hashed[0] == txs[30] and txs[0] not in hashed  # the 30 seen: not hashed again
+    assert builder.unseen(txs) == 9 and len(builder.tx_ids) == 31

@@ -650,7 +650,7 @@ class Driver:
         )
         # Little left to run (the block was built ahead): here, without the two thread
         # hand-offs that cost more than the work; otherwise on the store worker.
-        unseen = len(candidates) - len(builder.tx_ids)
+        unseen = builder.unseen(candidates)
         small = unseen <= INLINE_TXS and len(candidates) <= INLINE_BLOCK_TXS
         executed, rejected = await self._blocking(small, step)
         if rejected:
@@ -695,7 +695,7 @@ class Driver:
         verified-ids view is live: membership tests only, as the store worker does."""
         loop = asyncio.get_running_loop()
         candidates = self.mempool.candidates()
-        if len(candidates) - len(builder.tx_ids) > INLINE_TXS:
+        if builder.unseen(candidates) > INLINE_TXS:
             return loop.run_in_executor(
                 self._ahead_worker, builder.add, candidates, self.mempool.verified_ids()
             )
