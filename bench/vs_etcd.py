@@ -389,7 +389,11 @@ def etcd_bodies(txs: list[bytes]) -> list[bytes]:
 
 # -- the run ---------------------------------------------------------------------------
 def write_bodies(path: Path, bodies: list[bytes]) -> Path:
+    """The bodies wrk sends, one hex line each; on disk before the phase starts, so the
+    bench's own writeback (megabytes per phase) does not compete with the fsyncs of the
+    system it measures."""
     path.write_text("".join(body.hex() + "\n" for body in bodies))
+    os.sync()
     return path
 
 
