@@ -112,7 +112,7 @@ class MemoryStore:
         self.closed = True
 
 
-# LevelDB options (docs/performance.md, "LevelDB"). With LevelDB's defaults, its background
+# LevelDB options (docs/performance.md, "Fifth round"). With LevelDB's defaults, its background
 # compactions came to take as much CPU as the node's own work once the ledger held some
 # 50,000 txs: a node's CPU per tx nearly doubled as the ledger grew, and the network's
 # throughput fell by a third. What the ledger stores is mostly hashes, keys and
