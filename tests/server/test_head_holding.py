@@ -5,13 +5,13 @@ protocol: a body, a HEAD answer, a stream whose chunk comes later, pipelined req
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Iterable
 
 import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
+from almoner.node.devnet.network import free_port
 from almoner.node.server.http_server import (
     JOIN_BELOW,
     ConnectionSettings,
@@ -127,13 +127,6 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     headers = [(b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def exchange(port: int, request: bytes, until: bytes) -> bytes:
