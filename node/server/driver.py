@@ -240,8 +240,23 @@ class Driver:
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
         self._follow_chain()
-        self._tasks.append(asyncio.create_task(self._run(), name="driver"))
-        self._tasks.append(asyncio.create_task(self._ticker(), name="ticker"))
+        for task in (
+            asyncio.create_task(self._run(), name="driver"),
+            asyncio.create_task(self._ticker(), name="ticker"),
+        ):
+            task.add_done_callback(self._task_ended)
+            self._tasks.append(task)
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        """The driver's tasks run until they are cancelled. One that ends otherwise leaves
+        a validator that answers /healthz but never votes again, which its peers see only
+        as a missing vote: stop loudly instead (/healthz turns 503 with the reason)."""
+        if task.cancelled() or self.stopped.is_set():
+            return
+        exc = task.exception()
+        log.error("the driver's %s task ended", task.get_name(), exc_info=exc)
+        self._tasks.remove(task)  # reported here: stop() must not raise it again
+        self._fail_stop(f"the {task.get_name()} task ended: {exc!r}")
 
     async def stop(self) -> None:
         """Cancel the tasks, then wait for the store worker's current job (a commit or a
@@ -392,23 +407,32 @@ class Driver:
                 batch = [await self.inbox.get()]
                 while len(batch) < GROUP_MAX and not self.inbox.empty():
                     batch.append(self.inbox.get_nowait())
-                # Consensus first, and its messages out, before the gossiped txs of the
-                # same group are admitted: a vote must not wait behind a burst of txs.
-                gossip = [e for e in batch if _is_gossip(e)]
-                for event in batch:
-                    if not _is_gossip(event):
-                        await self._handle_logged(event)
-                if gossip and len(gossip) < len(batch):
-                    await self._flush()
-                if gossip:
-                    for event in gossip:
-                        self._admit_gossip(event)
-                    self._fill_ahead()
-                    await self._handle_logged(Tick())  # then start or propose once
-                await self._flush()
+                try:
+                    await self._run_group(batch)
+                except StoreError:
+                    raise
+                except Exception:  # as in _handle_logged: one group, not the validator
+                    log.exception("dropped a group of %d events after an error", len(batch))
+                    self.metrics.inc("almoner_driver_errors_total")
         except StoreError as exc:
             self._outbox.clear()  # produced by a state that is not on disk: never sent
             self._fail_stop(str(exc))
+
+    async def _run_group(self, batch: list[Tick | PeerMessage | SyncedBlock]) -> None:
+        # Consensus first, and its messages out, before the gossiped txs of the same group
+        # are admitted: a vote must not wait behind a burst of txs.
+        gossip = [e for e in batch if _is_gossip(e)]
+        for event in batch:
+            if not _is_gossip(event):
+                await self._handle_logged(event)
+        if gossip and len(gossip) < len(batch):
+            await self._flush()
+        if gossip:
+            for event in gossip:
+                self._admit_gossip(event)
+            self._fill_ahead()
+            await self._handle_logged(Tick())  # then start or propose once
+        await self._flush()
 
     def _admit_gossip(self, event: PeerMessage) -> None:
         """A peer's txs into the mempool, their contract run deferred (mempool.py); one
@@ -454,8 +478,9 @@ class Driver:
         return any(m.sender == me and m not in self._durable_own for m, _ in self._outbox)
 
     def _fail_stop(self, reason: str) -> None:
-        """The store failed: continuing could sign what is not recorded, so stop consensus
-        (no more sends, no more inputs) and let /healthz report it."""
+        """The store failed (or a driver task died): continuing could sign what is not
+        recorded, so stop consensus (no more sends, no more inputs) and let /healthz
+        report it."""
         log.error("consensus driver stopped: %s", reason)
         self.fatal = reason
         self.store_failed = True

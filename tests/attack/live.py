@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from almoner.node.devnet.network import create_devnet
+from almoner.node.errors import AlmonerError
 from almoner.node.server.config import CONFIG_NAME, write_config
 from tests.cluster.harness import FAST_PARAMS, Cluster, running_cluster
 
@@ -53,6 +54,12 @@ def assert_healthy_fast(url: str, within_s: float = 1.0) -> float:
 
 def assert_commits(cluster: Cluster, node: str = "validator-0") -> None:
     """A fresh donation from another platform commits (waits for its receipt)."""
-    with cluster.client(node) as client:
-        receipt = client.submit(cluster.donation("platform-2", "charity-1", 7), wait=True)
+    started = time.monotonic()
+    try:
+        with cluster.client(node) as client:
+            receipt = client.submit(cluster.donation("platform-2", "charity-1", 7), wait=True)
+    except AlmonerError as exc:
+        took = time.monotonic() - started
+        report = cluster.report()
+        raise AssertionError(f"no commit on {node} ({took:.1f} s): {exc}\n{report}") from exc
     assert receipt["status"] == "committed"

@@ -70,6 +70,24 @@ class Cluster:
     def height(self, name: str) -> int:
         return int(self.status(name)["height"])
 
+    def report(self, log_lines: int = 12) -> str:
+        """Each node's health, height and peers, and its last warnings: what a failed
+        liveness check prints, so a rare stall in CI names its cause."""
+        parts = []
+        for name in self.devnet.urls:
+            try:
+                health = httpx.get(f"{self.url(name)}/healthz", timeout=2).text
+                status = self.status(name)
+                peers = {p["url"]: (p["up"], p["height"]) for p in status["peers"].values()}
+                parts.append(f"{name}: height {status['height']} healthz {health} peers {peers}")
+            except (httpx.HTTPError, OSError, ValueError, KeyError, TypeError) as exc:
+                parts.append(f"{name}: no answer ({exc!r})")
+            log = self.devnet.home(name) / "node.log"
+            lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+            noted = [line for line in lines if " WARNING " in line or " ERROR " in line]
+            parts.extend(f"  {line[:300]}" for line in noted[-log_lines:])
+        return "\n".join(parts)
+
     def block_hashes(self, name: str, upto: int) -> list[str]:
         response = httpx.get(
             f"{self.url(name)}/v1/blocks",
