@@ -5,6 +5,8 @@ of answering 200 while it never votes again (three of four then stall without a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,15 @@ from tests.localchain import Workload, local_genesis
 from tests.server.innet import FAST_PARAMS, Network, running
 
 MSGPACK = {"content-type": "application/msgpack"}
+
+
+@contextlib.asynccontextmanager
+async def four_validators(tmp_path: Path) -> AsyncIterator[tuple[Network, Workload]]:
+    genesis, keys = local_genesis(4, params=FAST_PARAMS)
+    async with running(genesis, keys.validators, tmp_path) as net:
+        for i in range(4):
+            await net.start(i, LevelStore(tmp_path / f"store-{i}"))
+        yield net, Workload(genesis, keys)
 
 
 def driver_of(net: Network, index: int) -> Driver:
@@ -32,13 +43,8 @@ async def commit_on(net: Network, node: int, raw: bytes) -> int:
 
 
 def test_an_error_in_a_group_of_events_costs_that_group_only(tmp_path: Path) -> None:
-    genesis, keys = local_genesis(4, params=FAST_PARAMS)
-    work = Workload(genesis, keys)
-
     async def scenario() -> None:
-        async with running(genesis, keys.validators, tmp_path) as net:
-            for i in range(4):
-                await net.start(i, LevelStore(tmp_path / f"store-{i}"))
+        async with four_validators(tmp_path) as (net, work):
             net.net.cut.add("v3.test")  # node 1 is then needed for every quorum
             driver = driver_of(net, 1)
             real_admit = driver._admit_gossip
@@ -69,12 +75,8 @@ class _BrokenInbox(asyncio.Queue[Tick | PeerMessage]):
 
 
 def test_a_driver_task_that_ends_turns_healthz_unhealthy(tmp_path: Path) -> None:
-    genesis, keys = local_genesis(4, params=FAST_PARAMS)
-
     async def scenario() -> None:
-        async with running(genesis, keys.validators, tmp_path) as net:
-            for i in range(4):
-                await net.start(i, LevelStore(tmp_path / f"store-{i}"))
+        async with four_validators(tmp_path) as (net, _):
             driver = driver_of(net, 2)
             inbox = driver.inbox
             driver.inbox = _BrokenInbox()  # type: ignore[assignment]
