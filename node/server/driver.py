@@ -45,7 +45,7 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeGuard, TypeVar
@@ -407,13 +407,8 @@ class Driver:
                 batch = [await self.inbox.get()]
                 while len(batch) < GROUP_MAX and not self.inbox.empty():
                     batch.append(self.inbox.get_nowait())
-                try:
+                with self._contained("a group of events", len(batch)):
                     await self._run_group(batch)
-                except StoreError:
-                    raise
-                except Exception:  # as in _handle_logged: one group, not the validator
-                    log.exception("dropped a group of %d events after an error", len(batch))
-                    self.metrics.inc("almoner_driver_errors_total")
         except StoreError as exc:
             self._outbox.clear()  # produced by a state that is not on disk: never sent
             self._fail_stop(str(exc))
@@ -446,15 +441,21 @@ class Driver:
                     self.mempool.add(raw, from_peer=True)
 
     async def _handle_logged(self, event: Tick | PeerMessage | SyncedBlock) -> None:
-        try:
+        with self._contained("an event", event):
             await self._handle(event)
+
+    @contextlib.contextmanager
+    def _contained(self, what: str, detail: object) -> Iterator[None]:
+        """A bug reached by one event, or by the work between events, must not halt the
+        node. Commits are single atomic batches and state writes fail-stop (StoreError goes
+        on), so nothing is half-written; the work is dropped and counted, and consensus
+        recovers by rebroadcast. `detail` is formatted only if something failed."""
+        try:
+            yield
         except StoreError:
             raise
-        except Exception:  # a bug reached by one event must not halt the node
-            # Commits are single atomic batches and state writes fail-stop, so nothing is
-            # half-written; the event is dropped and counted, and consensus recovers by
-            # rebroadcast.
-            log.exception("dropped an event the driver could not handle: %r", event)
+        except Exception:
+            log.exception("dropped %s the driver could not handle: %r", what, detail)
             self.metrics.inc("almoner_driver_errors_total")
 
     async def _flush(self) -> None:
