@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from almoner.node.chain import schema
 from almoner.node.chain.merkle import EMPTY_ROOT, root_of, verify_consistency, verify_inclusion
-from almoner.node.chain.merkle_log import MerkleLog, node_key
+from almoner.node.chain.merkle_log import MerkleLog, RangeCache, node_key
 from almoner.node.chain.store import KVStore, LevelStore, MemoryStore, Overlay
 from almoner.node.errors import StoreError
 from tests.test_merkle import (
@@ -165,6 +165,28 @@ def test_many_commits_on_both_stores(store: KVStore) -> None:
         if old:
             path = log.consistency_proof(old, pos)
             assert verify_consistency(old, pos, log.root(old), log.root(), path)
+
+
+def test_cached_subtrees_stay_right_as_the_log_grows(store: KVStore) -> None:
+    """The cache outlives commits (a node keeps one for its life): every proof made
+    through it, block after block, at old sizes and new, is the RFC's, and a full cache
+    starts over rather than serving a stale or wrong hash."""
+    leaves = make_leaves(300, salt=b"cache")
+    ref = Reference(leaves)
+    cache = RangeCache(limit=40)  # small: it fills and is emptied many times below
+    pos = 0
+    for batch in (1, 6, 25, 64, 33, 2, 100, 69):
+        commit(store, leaves[pos : pos + batch])
+        pos += batch
+        log = MerkleLog(Overlay(store), cache)
+        for index in range(max(0, pos - batch), pos):  # this block's receipts
+            assert log.inclusion_proof(index, pos) == ref.inclusion(index, pos), (index, pos)
+        for old in (1, pos // 3, pos - 1):  # older heads, asked again after growth
+            if old:
+                assert log.inclusion_proof(old - 1, old) == ref.inclusion(old - 1, old)
+                assert log.consistency_proof(old, pos) == ref.consistency(old, pos)
+        assert log.root() == ref.root(pos)
+    assert pos == 300
 
 
 def test_reopened_level_store_keeps_answering(tmp_path: Path) -> None:

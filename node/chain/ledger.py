@@ -20,7 +20,7 @@ from almoner.node.chain.contract.engine import check_and_apply, seed_genesis
 from almoner.node.chain.genesis import Genesis
 from almoner.node.chain.indexes import index_block, index_genesis, rebuild
 from almoner.node.chain.merkle import root_of
-from almoner.node.chain.merkle_log import MerkleLog
+from almoner.node.chain.merkle_log import MerkleLog, RangeCache
 from almoner.node.chain.signing import block_hash, tx_id
 from almoner.node.chain.state import validators_at
 from almoner.node.chain.store import KVReader, KVStore, Overlay
@@ -118,6 +118,7 @@ class Ledger:
         # each p2p frame, and a reverse LevelDB scan each time otherwise.
         self._sets: dict[int, tuple[bytes, ...]] = {}
         self._sets_head: Head | None = None
+        self._ranges = RangeCache()  # subtree hashes of the committed log, for proofs
 
     # -- opening --------------------------------------------------------------------
     def _open(self) -> None:
@@ -215,7 +216,9 @@ class Ledger:
         return None if raw is None else _decode_stored(raw, "tx index")
 
     def log(self) -> MerkleLog:
-        return MerkleLog(Overlay(self.store))
+        """The committed log, for reading and proofs only (its subtree hashes are cached:
+        appending goes through a block's own overlay, never through this)."""
+        return MerkleLog(Overlay(self.store), self._ranges)
 
     def validators(self, height: int) -> list[bytes]:
         # The head is read before the store (a commit writes the store, then the head), and

@@ -48,11 +48,36 @@ def node_key(level: int, index: int) -> bytes:
     return schema.MERKLE_NODE + bytes([level]) + schema.u64(index)
 
 
+class RangeCache:
+    """Subtree hashes of a committed log, shared by the proofs made against it.
+
+    The receipts of one block are proofs at one tree size, whose siblings are mostly the
+    same subtrees; each costs popcount(width) store reads and hashes when made anew. A
+    range [start, end) inside the committed log never changes (the log only grows), so its
+    hash can be kept: the cache belongs only to logs that read committed data
+    (`Ledger.log`), never to one a block is being appended through. Bounded: it is
+    emptied when full, and refills with whatever the current proofs need.
+    """
+
+    def __init__(self, limit: int = 8192) -> None:
+        self._limit = limit
+        self._hashes: dict[tuple[int, int], bytes] = {}
+
+    def get(self, start: int, end: int) -> bytes | None:
+        return self._hashes.get((start, end))
+
+    def put(self, start: int, end: int, digest: bytes) -> None:
+        if len(self._hashes) >= self._limit:
+            self._hashes = {}  # a new dict: a reader on another thread keeps the old one
+        self._hashes[(start, end)] = digest
+
+
 class MerkleLog:
     """RFC 9162 log over a key-value store: append, historical roots, and proofs."""
 
-    def __init__(self, kv: MerkleKV) -> None:
+    def __init__(self, kv: MerkleKV, cache: RangeCache | None = None) -> None:
         self._kv = kv
+        self._cache = cache
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -80,6 +105,16 @@ class MerkleLog:
     def _range_hash(self, start: int, end: int) -> bytes:
         """MTH(D[start:end]) for a range the RFC recursion can produce (start aligned to the
         largest power of two <= end - start), from popcount(end - start) stored nodes."""
+        cache = self._cache
+        if cache is None:
+            return self._range_hash_read(start, end)
+        digest = cache.get(start, end)
+        if digest is None:
+            digest = self._range_hash_read(start, end)
+            cache.put(start, end, digest)
+        return digest
+
+    def _range_hash_read(self, start: int, end: int) -> bytes:
         width = end - start
         if width <= 0 or start % (1 << (width.bit_length() - 1)):
             raise AssertionError(f"[{start}, {end}) is not a subtree of the RFC 9162 recursion")
