@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
@@ -170,3 +172,28 @@ def test_a_submission_skips_the_router_and_answers_as_the_app_would(tmp_path: Pa
             assert 'almoner_http_requests_total{path="/v1/txs",status="400"} 1' in metrics
 
     asyncio.run(counted())
+
+
+def test_requests_do_not_consult_opentelemetry(tmp_path: Path, monkeypatch: Any) -> None:
+    """FastAPI's own OpenTelemetry hooks (in the versions that have them) looked the
+    providers up on every request; the node turns them off and reports at /metrics."""
+    trace = pytest.importorskip("opentelemetry.trace")
+    lookups: list[int] = []
+    real = trace.get_tracer_provider
+
+    def counted() -> Any:
+        lookups.append(1)
+        return real()
+
+    monkeypatch.setattr(trace, "get_tracer_provider", counted)
+
+    async def scenario(client: httpx.AsyncClient, rt: NodeRuntime, work: Workload) -> None:
+        for _ in range(3):
+            response = await client.post("/v1/txs", content=work.donation(), headers=MSGPACK)
+            assert response.status_code == 202
+        assert (await client.get("/v1/status")).status_code == 200
+        metrics = (await client.get("/metrics")).text
+        assert 'almoner_http_requests_total{path="/v1/txs",status="202"} 3' in metrics
+
+    serve(tmp_path, scenario)
+    assert lookups == []
