@@ -1,4 +1,6 @@
-"""Merkle log throughput: appends committed block by block, and proof generation.
+"""Merkle log throughput: appends committed block by block, and proof generation
+(random historical proofs, and the receipts of newly committed blocks with and without
+the ledger's subtree cache).
 
 Run `python bench/merkle.py`. Appends go through an Overlay and one `write()` per batch,
 exactly as a node commits a block, so the figures include the store's own cost (for
@@ -15,7 +17,7 @@ import time
 from pathlib import Path
 
 from almoner.node.chain.merkle import root_of
-from almoner.node.chain.merkle_log import MerkleLog
+from almoner.node.chain.merkle_log import MerkleLog, RangeCache
 from almoner.node.chain.store import KVStore, LevelStore, MemoryStore, Overlay
 
 LEAVES = 200_000
@@ -87,6 +89,23 @@ def proof_rates(store: KVStore, proofs: int = PROOFS, seed: int = 0) -> tuple[fl
     return inclusion, consistency
 
 
+def receipt_proof_costs(store: KVStore, block: int = 64, blocks: int = 50) -> tuple[float, float]:
+    """(µs per proof without, with the ledger's RangeCache) for the receipts a node makes
+    when blocks commit: inclusion proofs of each block's `block` leaves at its tree size,
+    for the last `blocks` sizes of the log, newest first, as the cache sees them."""
+    size = MerkleLog(Overlay(store)).size()
+    sizes = [size - k * block for k in range(blocks) if size - k * block >= block]
+    costs = []
+    for cache in (None, RangeCache()):
+        start = time.perf_counter()
+        for tree_size in reversed(sizes):
+            log = MerkleLog(Overlay(store), cache)  # per block, as Ledger.log() is asked
+            for leaf in range(tree_size - block, tree_size):
+                log.inclusion_proof(leaf, tree_size)
+        costs.append((time.perf_counter() - start) / (len(sizes) * block) * 1e6)
+    return costs[0], costs[1]
+
+
 def block_root_rate(block_txs: int = 5_000, rounds: int = 20) -> float:
     """tx_ids/s hashed into a block's txs_root by `root_of`."""
     ids = _tx_ids(block_txs, b"block")
@@ -111,6 +130,11 @@ def main() -> None:
             print(f"Merkle append, LevelStore: {rate:,.0f} leaves/s ({shape}, synced commits)")
             inc, cons = proof_rates(level)
             print(f"  proofs, LevelStore: {inc:,.0f} inclusion/s, {cons:,.0f} consistency/s")
+            plain, cached = receipt_proof_costs(level)
+            print(
+                f"  receipts at the head (64 per block), LevelStore: {plain:.1f} µs per proof, "
+                f"{cached:.1f} µs with the subtree cache"
+            )
         finally:
             level.close()
     print(f"txs_root (root_of), 5,000-tx blocks: {block_root_rate():,.0f} tx_ids/s")
