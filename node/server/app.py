@@ -39,6 +39,7 @@ from almoner.node.server.docs_assets import install_docs
 from almoner.node.server.driver import Driver
 from almoner.node.server.explorer import install_explorer
 from almoner.node.server.governance_api import governance_routes
+from almoner.node.server.heap import freeze_startup_heap
 from almoner.node.server.http_server import (
     guarded_app,
     install_log_rate_limit,
@@ -324,4 +325,5 @@ def run_node(config: NodeConfig) -> None:
     server = NodeServer(server_config(guarded_app(app, config), config))
     install_log_rate_limit()
     raise_open_file_limit()
+    freeze_startup_heap()
     server.run()
