@@ -575,6 +575,7 @@ class Machine:
     def _drain(self) -> Ready:
         out, self._out = self._out, Ready()
         if self._dirty:
-            out.persist = self.persisted().to_record()
+            state = self.persisted()
+            out.persist, out.persist_own = state.to_record(), state.own
             self._dirty = False
         return out

@@ -108,6 +108,9 @@ class Outbound:
 @dataclass(slots=True)
 class Ready:
     persist: dict[str, Any] | None = None
+    # The own messages `persist` holds, as the machine's objects: a driver that tracks
+    # which of its messages are durable need not parse the record back for them.
+    persist_own: tuple[Message, ...] = ()
     send: list[Outbound] = field(default_factory=list)
     decided: list[Decision] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)

@@ -56,7 +56,6 @@ from almoner.consensus import (
     Message,
     MessageError,
     Params,
-    PersistedState,
     PersistedStateError,
     Proposal,
     ProposalRequest,
@@ -226,8 +225,10 @@ class Driver:
         self.store_failed = False
         # Own messages in the last record that reached the disk: the only ones sendable.
         self._durable_own: set[Message] = set()
-        # The machine's newest state not yet on disk, and the messages waiting for it.
+        # The machine's newest state not yet on disk (and its own messages), and the
+        # messages waiting for it.
         self._unsaved: dict[str, Any] | None = None
+        self._unsaved_own: tuple[Message, ...] = ()
         self._outbox: list[tuple[Proposal | Vote, bytes | None]] = []
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="almoner-store")
         self._write_s = 0.0  # moving average of recent synced writes (INLINE_WRITE_S)
@@ -469,7 +470,7 @@ class Driver:
         one fsync fewer per height (the one at each height's start)."""
         if self._unsaved is not None and self._unsaved_own_pending():
             record, self._unsaved = self._unsaved, None
-            await self._persist(record)
+            await self._persist(record, self._unsaved_own)
         outbox, self._outbox = self._outbox, []
         for message, to in outbox:
             self._send(message, to)
@@ -574,8 +575,8 @@ class Driver:
         queue = deque([first])
         while queue:
             ready = queue.popleft()
-            if ready.persist is not None:
-                self._unsaved = ready.persist  # saved by the next flush or commit
+            if ready.persist is not None:  # saved by the next flush or commit
+                self._unsaved, self._unsaved_own = ready.persist, ready.persist_own
             self._outbox.extend((out.message, out.to) for out in ready.send)
             for found in ready.evidence:
                 self._on_evidence(found)
@@ -591,9 +592,9 @@ class Driver:
             for reason in ready.dropped:
                 self.metrics.inc("almoner_consensus_dropped_total", reason=reason.split(":")[0])
 
-    async def _persist(self, record: dict[str, Any]) -> None:
-        """Write and fsync the consensus state; any failure is fatal (StoreError)."""
-        own = set(PersistedState.from_record(record).own)
+    async def _persist(self, record: dict[str, Any], own: tuple[Message, ...]) -> None:
+        """Write and fsync the consensus state (whose own messages are `own`); any failure
+        is fatal (StoreError)."""
         try:
             await self._synced_write(
                 True, self.ledger.store.write, {CONSENSUS_STATE_KEY: encode(record)}, sync=True
@@ -602,7 +603,7 @@ class Driver:
             raise
         except Exception as exc:  # not durable, whatever the reason: the same hazard
             raise StoreError(f"cannot persist the consensus state: {exc!r}") from exc
-        self._durable_own = own
+        self._durable_own = set(own)
         self.metrics.inc("almoner_consensus_state_saves_total")
 
     def _send(self, message: Proposal | Vote, to: bytes | None) -> None:
@@ -802,10 +803,9 @@ class Driver:
 
     async def _commit(self, executed: ExecutedBlock, cert: dict[str, Any]) -> None:
         started = time.monotonic()
-        record, also = self._unsaved, None
+        record, own, also = self._unsaved, self._unsaved_own, None
         if record is not None:
             also = {CONSENSUS_STATE_KEY: encode(record)}
-            own = set(PersistedState.from_record(record).own)
         try:
             small = len(executed.tx_ids) <= INLINE_TXS
             await self._synced_write(small, self.ledger.commit, executed, cert, also)
@@ -814,7 +814,7 @@ class Driver:
             self._executed.pop(executed.block_hash, None)
             return
         if record is not None:  # it rode in the block's batch
-            self._unsaved, self._durable_own = None, own
+            self._unsaved, self._durable_own = None, set(own)
             self.metrics.inc("almoner_consensus_state_saves_total")
         await self._flush()  # this height's messages leave before the next height's state
         self.mempool.on_commit(executed.tx_ids)

@@ -25,6 +25,7 @@ from almoner.consensus.certificate import CertificateError, verify_certificate
 from almoner.consensus.crypto import Signer, Verifier
 from almoner.consensus.machine import Machine
 from almoner.consensus.messages import Proposal, Vote
+from almoner.consensus.persisted import PersistedState
 from almoner.consensus.ready import Decision, Params, ProposalRequest, Ready
 from tests.consensus.sim_byzantine import Byzantine
 from tests.consensus.sim_sets import SetSchedule
@@ -192,6 +193,7 @@ class SimNode:
             ready = queue.pop(0)
             if ready.persist is not None:  # 1. persist ...
                 self.record = dict(ready.persist)
+                assert ready.persist_own == PersistedState.from_record(self.record).own
             for out in ready.send:  # 2. ... then send
                 self.sim.emit(self, out)
             for e in ready.evidence:
