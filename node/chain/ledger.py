@@ -18,6 +18,7 @@ from almoner.node.chain import schema
 from almoner.node.chain.codec import H, decode, decode_stored, encode
 from almoner.node.chain.contract.engine import check_and_apply, seed_genesis
 from almoner.node.chain.genesis import Genesis
+from almoner.node.chain.governance_cache import GovernanceCache
 from almoner.node.chain.indexes import index_block, index_genesis, rebuild
 from almoner.node.chain.merkle import root_of
 from almoner.node.chain.merkle_log import MerkleLog, RangeCache
@@ -114,10 +115,7 @@ class Ledger:
         self.chain_id = genesis.chain_id
         self._open()
         self.head = self._load_head()
-        # Validator sets by height, valid for one head: asked for each admitted tx and
-        # each p2p frame, and a reverse LevelDB scan each time otherwise.
-        self._sets: dict[int, tuple[bytes, ...]] = {}
-        self._sets_head: Head | None = None
+        self._governed = GovernanceCache()  # validator sets and versions by height
         self._ranges = RangeCache()  # subtree hashes of the committed log, for proofs
 
     # -- opening --------------------------------------------------------------------
@@ -221,23 +219,14 @@ class Ledger:
         return MerkleLog(Overlay(self.store), self._ranges)
 
     def validators(self, height: int) -> list[bytes]:
-        # The head is read before the store (a commit writes the store, then the head), and
-        # an answer goes only into the dict of the head it was read under, so a scan that
-        # raced a commit (on the store worker thread) can never be kept for the new head.
-        head = self.head
-        if head is not self._sets_head:
-            self._sets, self._sets_head = {}, head
-        sets = self._sets
-        keys = sets.get(height)
-        if keys is None:
-            keys = tuple(validators_at(self.store, height))
-            if len(sets) < 16 and self._sets_head is head:
-                sets[height] = keys
+        keys = self._governed.get(
+            ("validators", height), lambda: tuple(validators_at(self.store, height))
+        )
         return list(keys)
 
     def version(self, height: int) -> int:
         """The protocol version blocks at `height` follow (1 until an adopted upgrade)."""
-        return version_at(self.store, height)
+        return self._governed.get(("version", height), lambda: version_at(self.store, height))
 
     def require_supported(self, height: int) -> None:
         """Raise UpgradeRequired when `height` follows a version this node does not run."""
@@ -433,7 +422,9 @@ class Ledger:
             schema.u64(height),
         )
         overlay.put(schema.META_HEAD, encode({"height": height, "block_hash": executed.block_hash}))
-        self.store.write({**overlay.changes(), **(also or {})}, sync=True)
+        changes = overlay.changes()
+        self.store.write({**changes, **(also or {})}, sync=True)
+        self._governed.committed(changes)
         header = executed.block["header"]
         self.head = Head(
             height, executed.block_hash, header["time"], header["log_size"], header["log_root"]
