@@ -10,9 +10,10 @@ from typing import Any
 from almoner.node.chain import schema
 from almoner.node.chain.crypto import KeyPair
 from almoner.node.chain.governance_cache import GovernanceCache
+from almoner.node.chain.state import validators_at
 from almoner.node.chain.store import LevelStore
 from almoner.node.chain.tx import encode_tx, make_tx
-from almoner.node.chain.validator_sets import SET_CHANGE_DELAY
+from almoner.node.chain.validator_sets import SET_CHANGE_DELAY, version_at
 from tests.localchain import LocalChain, Workload, local_genesis, seeded_key
 
 FIFTH = seeded_key("validator-4")
@@ -64,7 +65,8 @@ def test_answers_survive_ordinary_commits(tmp_path: Path) -> None:
     scans = chain.store.scans
     for _ in range(3):
         chain.local.add_block([chain.work.donation()])
-    for height in ahead:
+    head = chain.ledger.head.height
+    for height in [*ahead, *range(head + 1, head + 40)]:  # new heights too: every head asks
         assert chain.ledger.validators(height) == chain.v
         assert chain.ledger.version(height) == 1
     assert chain.store.scans == scans, "a donation block must not cost new scans"
@@ -111,3 +113,23 @@ def test_an_answer_scanned_across_a_governance_commit_is_not_kept() -> None:
     assert cache.get("set", lambda: "the set after it") == "the set after it"
     cache.committed([schema.BLOCK + schema.u64(10)])  # not governance: kept
     assert cache.get("set", lambda: "rescanned") == "the set after it"
+
+
+def test_the_schedules_answer_as_the_store_scans_do(tmp_path: Path) -> None:
+    chain = Chain(tmp_path)
+    head = chain.ledger.head.height
+    change = {
+        "proposal": "add-5",
+        "action": "add",
+        "validator": FIFTH.public_key,
+        "replaces": None,
+        "name": "Audit Office 审计署",
+        "org_id": "AUD-1",
+    }
+    chain.governance("validator.propose", change)
+    chain.governance(
+        "upgrade.propose", {"proposal": "v2", "height": head + 9, "version": 2, "note": ""}
+    )
+    for height in range(head + 15):
+        assert chain.ledger.validators(height) == validators_at(chain.store, height), height
+        assert chain.ledger.version(height) == version_at(chain.store, height), height

@@ -1,9 +1,11 @@
 """Answers that only governance can change, kept across heads.
 
 The validator set and the protocol version in force at a height are asked for each
-admitted tx, each p2p frame and each step of a height, and each answer is a reverse
-LevelDB scan. They change only when a committed block writes a set change or an upgrade,
-so the ledger keeps them until such a commit, not just for one head.
+admitted tx, each p2p frame and each step of a height, and read from the store each was a
+reverse LevelDB scan, for every new height. Both are schedules (each entry holds from its
+start height until the next one) that change only when a committed block writes a set
+change or an upgrade. So the ledger keeps each schedule whole, in memory, until such a
+commit, and answers any height with a bisection.
 
 Commits run on the store worker thread while the event loop reads. Each answer is tagged
 with the generation read before its scan, and a commit bumps the generation after its
@@ -14,15 +16,38 @@ as if it had run a moment earlier.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Hashable, Iterable
-from typing import TypeVar, cast
+from dataclasses import dataclass
+from typing import Generic, TypeVar, cast
 
 from almoner.node.chain import schema
+from almoner.node.chain.store import KVReader
 
 T = TypeVar("T")
 
 GOVERNED_PREFIXES = (schema.VALIDATORS, schema.UPGRADE)
 MAX_ENTRIES = 64
+
+
+@dataclass(frozen=True)
+class Schedule(Generic[T]):
+    """Values by start height: the one in force at a height is the entry with the greatest
+    start at or below it (`state.validators_at`, `validator_sets.version_at`)."""
+
+    starts: tuple[int, ...]
+    values: tuple[T, ...]
+
+    @classmethod
+    def load(cls, reader: KVReader, prefix: bytes, parse: Callable[[bytes], T]) -> Schedule[T]:
+        entries = [
+            (schema.from_u64(key[len(prefix) :]), parse(raw)) for key, raw in reader.iterate(prefix)
+        ]
+        return cls(tuple(start for start, _ in entries), tuple(value for _, value in entries))
+
+    def at(self, height: int, default: T) -> T:
+        index = bisect_right(self.starts, height) - 1
+        return self.values[index] if index >= 0 else default
 
 
 class GovernanceCache:

@@ -18,14 +18,14 @@ from almoner.node.chain import schema
 from almoner.node.chain.codec import H, decode, decode_stored, encode
 from almoner.node.chain.contract.engine import check_and_apply, seed_genesis
 from almoner.node.chain.genesis import Genesis
-from almoner.node.chain.governance_cache import GovernanceCache
+from almoner.node.chain.governance_cache import GovernanceCache, Schedule
 from almoner.node.chain.indexes import index_block, index_genesis, rebuild
 from almoner.node.chain.merkle import root_of
 from almoner.node.chain.merkle_log import MerkleLog, RangeCache
 from almoner.node.chain.signing import block_hash, tx_id
-from almoner.node.chain.state import validators_at
+from almoner.node.chain.state import decode_record
 from almoner.node.chain.store import KVReader, KVStore, Overlay
-from almoner.node.chain.validator_sets import BASE_VERSION, SUPPORTED_VERSION, version_at
+from almoner.node.chain.validator_sets import BASE_VERSION, SUPPORTED_VERSION
 from almoner.node.errors import AlmonerError, ProtocolError, StoreError
 
 HEADER_KEYS = frozenset(
@@ -219,14 +219,23 @@ class Ledger:
         return MerkleLog(Overlay(self.store), self._ranges)
 
     def validators(self, height: int) -> list[bytes]:
-        keys = self._governed.get(
-            ("validators", height), lambda: tuple(validators_at(self.store, height))
+        sets = self._governed.get(
+            "sets",
+            lambda: Schedule.load(
+                self.store, schema.VALIDATORS, lambda raw: tuple(decode_record(raw))
+            ),
         )
-        return list(keys)
+        return list(sets.at(height, ()))
 
     def version(self, height: int) -> int:
         """The protocol version blocks at `height` follow (1 until an adopted upgrade)."""
-        return self._governed.get(("version", height), lambda: version_at(self.store, height))
+        versions = self._governed.get(
+            "versions",
+            lambda: Schedule.load(
+                self.store, schema.UPGRADE, lambda raw: int(decode_record(raw)["version"])
+            ),
+        )
+        return versions.at(height, BASE_VERSION)
 
     def require_supported(self, height: int) -> None:
         """Raise UpgradeRequired when `height` follows a version this node does not run."""
