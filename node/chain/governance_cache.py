@@ -51,6 +51,9 @@ class Schedule(Generic[T]):
 
 
 class GovernanceCache:
+    """Values computed from governance state (the two schedules), each kept until a
+    commit writes that state; bounded, though the ledger asks for two keys only."""
+
     def __init__(self) -> None:
         self._generation = 0
         self._entries: dict[Hashable, tuple[int, object]] = {}
