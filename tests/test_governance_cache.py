@@ -17,6 +17,14 @@ from almoner.node.chain.validator_sets import SET_CHANGE_DELAY, version_at
 from tests.localchain import LocalChain, Workload, local_genesis, seeded_key
 
 FIFTH = seeded_key("validator-4")
+ADD_FIFTH = {
+    "proposal": "add-5",
+    "action": "add",
+    "validator": FIFTH.public_key,
+    "replaces": None,
+    "name": "Audit Office 审计署",
+    "org_id": "AUD-1",
+}
 
 
 class ScanCountingStore(LevelStore):
@@ -81,15 +89,7 @@ def test_a_set_change_and_an_upgrade_are_seen_at_once(tmp_path: Path) -> None:
         chain.ledger.validators(height)
         chain.ledger.version(height)
 
-    change = {
-        "proposal": "add-5",
-        "action": "add",
-        "validator": FIFTH.public_key,
-        "replaces": None,
-        "name": "Audit Office 审计署",
-        "org_id": "AUD-1",
-    }
-    chain.governance("validator.propose", change)
+    chain.governance("validator.propose", ADD_FIFTH)
     assert chain.ledger.head.height == head + 1
     assert chain.ledger.validators(effective - 1) == chain.v
     assert chain.ledger.validators(effective) == [*chain.v, FIFTH.public_key]
@@ -118,15 +118,7 @@ def test_an_answer_scanned_across_a_governance_commit_is_not_kept() -> None:
 def test_the_schedules_answer_as_the_store_scans_do(tmp_path: Path) -> None:
     chain = Chain(tmp_path)
     head = chain.ledger.head.height
-    change = {
-        "proposal": "add-5",
-        "action": "add",
-        "validator": FIFTH.public_key,
-        "replaces": None,
-        "name": "Audit Office 审计署",
-        "org_id": "AUD-1",
-    }
-    chain.governance("validator.propose", change)
+    chain.governance("validator.propose", ADD_FIFTH)
     chain.governance(
         "upgrade.propose", {"proposal": "v2", "height": head + 9, "version": 2, "note": ""}
     )
