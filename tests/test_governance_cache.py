@@ -100,19 +100,31 @@ def test_a_set_change_and_an_upgrade_are_seen_at_once(tmp_path: Path) -> None:
     assert chain.ledger.version(upgrade_at) == 2
 
 
-def test_an_answer_scanned_across_a_governance_commit_is_not_kept() -> None:
+def test_a_schedule_scanned_across_a_governance_commit_is_not_kept(tmp_path: Path) -> None:
     """The store worker commits while the event loop scans: what the scan read may be
     from before the commit, so it must not be served after it."""
-    cache = GovernanceCache()
+    chain = Chain(tmp_path)
+    cache = GovernanceCache(chain.store)
+    height = chain.ledger.head.height + 1 + SET_CHANGE_DELAY
+    scan = chain.store.iterate
 
-    def scan_raced_by_a_commit() -> str:
-        cache.committed([schema.VALIDATORS + schema.u64(9)])
-        return "the set before the commit"
+    def scan_raced_by_a_commit(
+        prefix: bytes, *, reverse: bool = False, start: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        rows = list(scan(prefix, reverse=reverse, start=start))  # read before the commit
+        if prefix == schema.VALIDATORS and chain.store.iterate is scan_raced_by_a_commit:
+            chain.store.iterate = scan  # type: ignore[method-assign]
+            chain.governance("validator.propose", ADD_FIFTH)
+            cache.committed([schema.VALIDATORS + schema.u64(height)])
+        return iter(rows)
 
-    assert cache.get("set", scan_raced_by_a_commit) == "the set before the commit"
-    assert cache.get("set", lambda: "the set after it") == "the set after it"
-    cache.committed([schema.BLOCK + schema.u64(10)])  # not governance: kept
-    assert cache.get("set", lambda: "rescanned") == "the set after it"
+    chain.store.iterate = scan_raced_by_a_commit  # type: ignore[method-assign]
+    assert cache.validators(height) == chain.v  # the set before the commit
+    assert cache.validators(height) == [*chain.v, FIFTH.public_key]
+    scans = chain.store.scans
+    cache.committed([schema.BLOCK + schema.u64(height)])  # not governance: kept
+    assert cache.validators(height) == [*chain.v, FIFTH.public_key]
+    assert chain.store.scans == scans
 
 
 def test_the_schedules_answer_as_the_store_scans_do(tmp_path: Path) -> None:

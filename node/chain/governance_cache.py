@@ -1,4 +1,4 @@
-"""Answers that only governance can change, kept across heads.
+"""The validator-set and protocol-version schedules, kept in memory across heads.
 
 The validator set and the protocol version in force at a height are asked for each
 admitted tx, each p2p frame and each step of a height, and read from the store each was a
@@ -7,9 +7,9 @@ start height until the next one) that change only when a committed block writes 
 change or an upgrade. So the ledger keeps each schedule whole, in memory, until such a
 commit, and answers any height with a bisection.
 
-Commits run on the store worker thread while the event loop reads. Each answer is tagged
+Commits run on the store worker thread while the event loop reads. Each schedule is tagged
 with the generation read before its scan, and a commit bumps the generation after its
-write: an answer whose scan may have raced a governance commit is never served again. A
+write: a schedule whose scan may have raced a governance commit is never served again. A
 read that overlaps the commit may still see the chain as it was just before it, exactly
 as if it had run a moment earlier.
 """
@@ -17,17 +17,18 @@ as if it had run a moment earlier.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Generic, TypeVar, cast
+from typing import Generic, TypeVar
 
 from almoner.node.chain import schema
+from almoner.node.chain.state import decode_record
 from almoner.node.chain.store import KVReader
+from almoner.node.chain.validator_sets import BASE_VERSION
 
 T = TypeVar("T")
 
 GOVERNED_PREFIXES = (schema.VALIDATORS, schema.UPGRADE)
-MAX_ENTRIES = 64
 
 
 @dataclass(frozen=True)
@@ -35,41 +36,59 @@ class Schedule(Generic[T]):
     """Values by start height: the one in force at a height is the entry with the greatest
     start at or below it (`state.validators_at`, `validator_sets.version_at`)."""
 
+    generation: int
     starts: tuple[int, ...]
     values: tuple[T, ...]
 
     @classmethod
-    def load(cls, reader: KVReader, prefix: bytes, parse: Callable[[bytes], T]) -> Schedule[T]:
+    def load(
+        cls, reader: KVReader, prefix: bytes, parse: Callable[[bytes], T], generation: int
+    ) -> Schedule[T]:
         entries = [
             (schema.from_u64(key[len(prefix) :]), parse(raw)) for key, raw in reader.iterate(prefix)
         ]
-        return cls(tuple(start for start, _ in entries), tuple(value for _, value in entries))
+        starts = tuple(start for start, _ in entries)
+        return cls(generation, starts, tuple(value for _, value in entries))
 
     def at(self, height: int, default: T) -> T:
         index = bisect_right(self.starts, height) - 1
         return self.values[index] if index >= 0 else default
 
 
+def _validator_set(raw: bytes) -> tuple[bytes, ...]:
+    return tuple(decode_record(raw))
+
+
+def _version(raw: bytes) -> int:
+    return int(decode_record(raw)["version"])
+
+
 class GovernanceCache:
-    """Values computed from governance state (the two schedules), each kept until a
-    commit writes that state; bounded, though the ledger asks for two keys only."""
+    """The two schedules of one store, each loaded on first use after a governance commit."""
 
-    def __init__(self) -> None:
+    def __init__(self, reader: KVReader) -> None:
+        self._reader = reader
         self._generation = 0
-        self._entries: dict[Hashable, tuple[int, object]] = {}
+        self._sets: Schedule[tuple[bytes, ...]] | None = None
+        self._versions: Schedule[int] | None = None
 
-    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
-        generation = self._generation
-        hit = self._entries.get(key)
-        if hit is not None and hit[0] == generation:
-            return cast(T, hit[1])  # stored by `compute` for this key
-        value = compute()
-        if len(self._entries) >= MAX_ENTRIES:
-            self._entries.clear()
-        self._entries[key] = (generation, value)
-        return value
+    def validators(self, height: int) -> list[bytes]:
+        sets = self._sets
+        if sets is None or sets.generation != self._generation:
+            sets = self._sets = self._load(schema.VALIDATORS, _validator_set)
+        return list(sets.at(height, ()))
+
+    def version(self, height: int) -> int:
+        versions = self._versions
+        if versions is None or versions.generation != self._generation:
+            versions = self._versions = self._load(schema.UPGRADE, _version)
+        return versions.at(height, BASE_VERSION)
 
     def committed(self, written: Iterable[bytes]) -> None:
-        """After a commit's write: forget every answer if it touched governance state."""
+        """After a commit's write: reload both schedules if it touched governance state."""
         if any(key.startswith(GOVERNED_PREFIXES) for key in written):
             self._generation += 1
+
+    def _load(self, prefix: bytes, parse: Callable[[bytes], T]) -> Schedule[T]:
+        generation = self._generation  # read before the scan: see the module docstring
+        return Schedule.load(self._reader, prefix, parse, generation)

@@ -18,12 +18,11 @@ from almoner.node.chain import schema
 from almoner.node.chain.codec import H, decode, decode_stored, encode
 from almoner.node.chain.contract.engine import check_and_apply, seed_genesis
 from almoner.node.chain.genesis import Genesis
-from almoner.node.chain.governance_cache import GovernanceCache, Schedule
+from almoner.node.chain.governance_cache import GovernanceCache
 from almoner.node.chain.indexes import index_block, index_genesis, rebuild
 from almoner.node.chain.merkle import root_of
 from almoner.node.chain.merkle_log import MerkleLog, RangeCache
 from almoner.node.chain.signing import block_hash, tx_id
-from almoner.node.chain.state import decode_record
 from almoner.node.chain.store import KVReader, KVStore, Overlay
 from almoner.node.chain.validator_sets import BASE_VERSION, SUPPORTED_VERSION
 from almoner.node.errors import AlmonerError, ProtocolError, StoreError
@@ -115,7 +114,7 @@ class Ledger:
         self.chain_id = genesis.chain_id
         self._open()
         self.head = self._load_head()
-        self._governed = GovernanceCache()  # validator sets and versions by height
+        self._governed = GovernanceCache(store)  # validator sets and versions by height
         self._ranges = RangeCache()  # subtree hashes of the committed log, for proofs
 
     # -- opening --------------------------------------------------------------------
@@ -219,23 +218,11 @@ class Ledger:
         return MerkleLog(Overlay(self.store), self._ranges)
 
     def validators(self, height: int) -> list[bytes]:
-        sets = self._governed.get(
-            "sets",
-            lambda: Schedule.load(
-                self.store, schema.VALIDATORS, lambda raw: tuple(decode_record(raw))
-            ),
-        )
-        return list(sets.at(height, ()))
+        return self._governed.validators(height)
 
     def version(self, height: int) -> int:
         """The protocol version blocks at `height` follow (1 until an adopted upgrade)."""
-        versions = self._governed.get(
-            "versions",
-            lambda: Schedule.load(
-                self.store, schema.UPGRADE, lambda raw: int(decode_record(raw)["version"])
-            ),
-        )
-        return versions.at(height, BASE_VERSION)
+        return self._governed.version(height)
 
     def require_supported(self, height: int) -> None:
         """Raise UpgradeRequired when `height` follows a version this node does not run."""
