@@ -227,8 +227,7 @@ class Driver:
         self._durable_own: set[Message] = set()
         # The machine's newest state not yet on disk (and its own messages), and the
         # messages waiting for it.
-        self._unsaved: dict[str, Any] | None = None
-        self._unsaved_own: tuple[Message, ...] = ()
+        self._unsaved: tuple[dict[str, Any], tuple[Message, ...]] | None = None
         self._outbox: list[tuple[Proposal | Vote, bytes | None]] = []
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="almoner-store")
         self._write_s = 0.0  # moving average of recent synced writes (INLINE_WRITE_S)
@@ -469,8 +468,8 @@ class Driver:
         kind), so it waits for the next save or rides in the next block commit. That is
         one fsync fewer per height (the one at each height's start)."""
         if self._unsaved is not None and self._unsaved_own_pending():
-            record, self._unsaved = self._unsaved, None
-            await self._persist(record, self._unsaved_own)
+            (record, own), self._unsaved = self._unsaved, None
+            await self._persist(record, own)
         outbox, self._outbox = self._outbox, []
         for message, to in outbox:
             self._send(message, to)
@@ -576,7 +575,7 @@ class Driver:
         while queue:
             ready = queue.popleft()
             if ready.persist is not None:  # saved by the next flush or commit
-                self._unsaved, self._unsaved_own = ready.persist, ready.persist_own
+                self._unsaved = (ready.persist, ready.persist_own)
             self._outbox.extend((out.message, out.to) for out in ready.send)
             for found in ready.evidence:
                 self._on_evidence(found)
@@ -803,9 +802,9 @@ class Driver:
 
     async def _commit(self, executed: ExecutedBlock, cert: dict[str, Any]) -> None:
         started = time.monotonic()
-        record, own, also = self._unsaved, self._unsaved_own, None
-        if record is not None:
-            also = {CONSENSUS_STATE_KEY: encode(record)}
+        unsaved, also = self._unsaved, None
+        if unsaved is not None:
+            also = {CONSENSUS_STATE_KEY: encode(unsaved[0])}
         try:
             small = len(executed.tx_ids) <= INLINE_TXS
             await self._synced_write(small, self.ledger.commit, executed, cert, also)
@@ -813,8 +812,8 @@ class Driver:
             log.warning("not committing block %d: %s", executed.height, exc)
             self._executed.pop(executed.block_hash, None)
             return
-        if record is not None:  # it rode in the block's batch
-            self._unsaved, self._durable_own = None, set(own)
+        if unsaved is not None:  # it rode in the block's batch
+            self._unsaved, self._durable_own = None, set(unsaved[1])
             self.metrics.inc("almoner_consensus_state_saves_total")
         await self._flush()  # this height's messages leave before the next height's state
         self.mempool.on_commit(executed.tx_ids)
