@@ -28,13 +28,8 @@ commit the next height begins only when there is work (pending txs, a message fr
 for that height, or the heartbeat falling due), so an idle network does not spin through
 empty rounds (docs/spec/05-chain.md, "no empty blocks").
 
-Pipelining: a validator that will propose the next height's first round starts that block
-as soon as it has executed the block being decided, on a private copy of that block's
-effects (`Ledger.builder(on=...)`), while the votes are exchanged and the block commits;
-txs admitted meanwhile are run into it as they come (more than INLINE_TXS at once on a
-second thread, fewer on the event loop). When its turn
-comes little or nothing is left to run, so the build is off the height's critical path.
-If another block is decided, the block built ahead is dropped unused.
+Pipelining: the next proposer builds its block while the height before is decided
+(`BlockAhead`, node/server/ahead.py).
 """
 
 from __future__ import annotations
@@ -82,6 +77,7 @@ from almoner.node.chain.signing import block_hash
 from almoner.node.chain.state import evidence_key
 from almoner.node.chain.tx import encode_tx, make_tx
 from almoner.node.errors import AlmonerError, ProtocolError, StoreError
+from almoner.node.server.ahead import BlockAhead
 from almoner.node.server.mempool import Mempool
 from almoner.node.server.metrics import Metrics
 from almoner.node.server.notifier import CommitNotifier
@@ -153,19 +149,6 @@ class PeerMessage:
 
 
 @dataclass(frozen=True)
-class Ahead:
-    """The next height's block, started on an executed block not yet committed."""
-
-    builder: BlockBuilder
-    filled: asyncio.Future[None]  # its latest fill, run on the builder thread
-
-    @property
-    def parent(self) -> bytes:
-        """The hash of the block it extends."""
-        return self.builder.parent.block_hash
-
-
-@dataclass(frozen=True)
 class SyncedBlock:
     block: Any
     cert: Any
@@ -231,9 +214,7 @@ class Driver:
         self._outbox: list[tuple[Proposal | Vote, bytes | None]] = []
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="almoner-store")
         self._write_s = 0.0  # moving average of recent synced writes (INLINE_WRITE_S)
-        # Builds the next height's block ahead (reads only; see the module docstring).
-        self._ahead_worker = ThreadPoolExecutor(1, thread_name_prefix="almoner-builder")
-        self._ahead: Ahead | None = None
+        self._ahead = BlockAhead(ledger, mempool, self.params, INLINE_TXS)  # pipelining
         # The head height whose successor's set and version were last looked at.
         self._followed = -1
 
@@ -263,7 +244,7 @@ class Driver:
         state write is one atomic batch) so the store can be closed after this."""
         await cancel_all(self._tasks)
         await asyncio.to_thread(self._worker.shutdown, True)
-        await asyncio.to_thread(self._ahead_worker.shutdown, True, cancel_futures=True)
+        await self._ahead.close()
 
     async def _off_loop(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run blocking store or CPU work on the store worker thread."""
@@ -388,7 +369,7 @@ class Driver:
         if self._idle and self.machine is not None and self.inbox.empty():
             with contextlib.suppress(asyncio.QueueFull):
                 self.inbox.put_nowait(Tick())
-        self._fill_ahead()
+        self._ahead.fill()
 
     async def _ticker(self) -> None:
         while True:
@@ -425,7 +406,7 @@ class Driver:
         if gossip:
             for event in gossip:
                 self._admit_gossip(event)
-            self._fill_ahead()
+            self._ahead.fill()
             await self._handle_logged(Tick())  # then start or propose once
         await self._flush()
 
@@ -663,7 +644,7 @@ class Driver:
         if self.key is None:
             return  # only a validator gets a ProposalRequest
         started = time.monotonic()
-        builder = await self._builder_for_head()
+        builder = await self._ahead.take()
         candidates = self.mempool.candidates()
         step = functools.partial(
             _complete,
@@ -682,7 +663,7 @@ class Driver:
         if rejected:
             self.mempool.on_commit((), rejected)
         if executed is None:
-            self._keep_ahead(builder)  # nothing to propose yet: fill it further next time
+            self._ahead.keep(builder)  # nothing to propose yet: fill it further next time
             return
         self.metrics.observe("almoner_propose_build_seconds", time.monotonic() - started)
         if builder.ahead:
@@ -697,74 +678,8 @@ class Driver:
 
     # -- pipelining -----------------------------------------------------------------
     def _build_ahead(self, executed: ExecutedBlock) -> None:
-        """If this validator proposes the first round after `executed`, start that block
-        now, on the builder thread. The set for that height may still change with this
-        block: then the guess is wrong and costs only the build (finish checks)."""
-        if self.key is None or self.machine is None or not len(self.mempool):
-            return
-        if self._ahead is not None and self._ahead.parent == executed.block_hash:
-            return
-        height = executed.height + 1
-        validators = self.ledger.validators(height)
-        if validators[proposer_index(height, 0, len(validators))] != self.key.public_key:
-            return
-        builder = self.ledger.builder(
-            max_txs=self.params["max_block_txs"],
-            max_bytes=self.params["max_block_bytes"],
-            on=executed,
-        )
-        self._ahead = Ahead(builder, self._filling(builder))
-
-    def _filling(self, builder: BlockBuilder) -> asyncio.Future[None]:
-        """Run the pending txs it has not seen into the block built ahead: a few here (the
-        hand-off to the builder thread would cost more), more on that thread. The
-        verified-ids view is live: membership tests only, as the store worker does."""
-        loop = asyncio.get_running_loop()
-        candidates = self.mempool.candidates()
-        if builder.unseen(candidates) > INLINE_TXS:
-            return loop.run_in_executor(
-                self._ahead_worker, builder.add, candidates, self.mempool.verified_ids()
-            )
-        filled = loop.create_future()
-        try:
-            builder.add(candidates, self.mempool.verified_ids())
-        except Exception as exc:  # reported where the block built ahead is used
-            filled.set_exception(exc)
-        else:
-            filled.set_result(None)
-        return filled
-
-    def _fill_ahead(self) -> None:
-        """Txs were admitted while the height is decided: into the block built ahead with
-        them (one fill at a time; a failed fill drops that block)."""
-        ahead = self._ahead
-        if ahead is None or not ahead.filled.done() or ahead.builder.full:
-            return
-        failed = ahead.filled.cancelled() or ahead.filled.exception()
-        if failed:
-            log.error("the block built ahead failed (%r); it will be built anew", failed)
-            self._ahead = None
-            return
-        self._ahead = Ahead(ahead.builder, self._filling(ahead.builder))
-
-    def _keep_ahead(self, builder: BlockBuilder) -> None:
-        done = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        self._ahead = Ahead(builder, done)
-
-    async def _builder_for_head(self) -> BlockBuilder:
-        """The block built ahead on the block that became the head, or a new one."""
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None and ahead.parent == self.ledger.head.block_hash:
-            try:
-                await ahead.filled
-            except Exception:  # a bug in the build ahead must not stop proposing
-                log.exception("the block built ahead failed; building it again")
-            else:
-                return ahead.builder
-        return self.ledger.builder(
-            max_txs=self.params["max_block_txs"], max_bytes=self.params["max_block_bytes"]
-        )
+        if self.key is not None and self.machine is not None:
+            self._ahead.start(executed, self.key.public_key)
 
     async def _validate(self, height: int, hash_: bytes) -> bool:
         if hash_ in self._executed:
@@ -827,8 +742,7 @@ class Driver:
         self._blocks = {h: b for h, b in self._blocks.items() if _height_of(b) > executed.height}
         self._prune_evidence()
         self._executed.clear()
-        if self._ahead is not None and self._ahead.parent != executed.block_hash:
-            self._ahead = None  # built on a block that lost
+        self._ahead.committed(executed.block_hash)
         self._proposal_request = None
         self._idle = True
         self._peer_work_seen = False
