@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from almoner.node.chain.ledger import ExecutedBlock
+from almoner.node.chain.ledger import BlockBuilder, ExecutedBlock
 from almoner.node.chain.store import LevelStore
 from almoner.node.server.ahead import BlockAhead
 from almoner.node.server.mempool import Mempool
@@ -72,33 +72,33 @@ def test_the_next_proposer_builds_ahead_and_proposes_what_came_meanwhile(tmp_pat
     asyncio.run(scenario())
 
 
-def test_another_validator_builds_nothing_ahead(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        setup = Setup(tmp_path)
-        setup.admit(3)
-        executed = setup.execute_next()
-        proposer = proposer_after(setup, executed)
-        other = next(k.public_key for k in setup.keys.validators if k.public_key != proposer)
-        setup.ahead.start(executed, other)
-        setup.commit(executed)
-        builder = await setup.ahead.take()
-        assert not builder.ahead and builder.tx_ids == []
+async def taken_after(
+    setup: Setup, built_on: ExecutedBlock, me: bytes, decided: ExecutedBlock
+) -> BlockBuilder:
+    """What `me` proposes from, once `decided` commits, having built ahead on `built_on`."""
+    setup.ahead.start(built_on, me)
+    setup.commit(decided)
+    try:
+        return await setup.ahead.take()
+    finally:
         await setup.ahead.close()
 
-    asyncio.run(scenario())
+
+def test_another_validator_builds_nothing_ahead(tmp_path: Path) -> None:
+    setup = Setup(tmp_path)
+    setup.admit(3)
+    executed = setup.execute_next()
+    proposer = proposer_after(setup, executed)
+    other = next(k.public_key for k in setup.keys.validators if k.public_key != proposer)
+    builder = asyncio.run(taken_after(setup, executed, other, executed))
+    assert not builder.ahead and builder.tx_ids == []
 
 
 def test_a_block_built_on_a_block_that_lost_is_dropped(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        setup = Setup(tmp_path)
-        setup.admit(3)
-        lost = setup.execute_next()
-        setup.ahead.start(lost, proposer_after(setup, lost))
-        won = setup.execute_next()  # another block for the same height is decided
-        assert won.block_hash != lost.block_hash
-        setup.commit(won)
-        builder = await setup.ahead.take()
-        assert not builder.ahead and builder.parent.block_hash == won.block_hash
-        await setup.ahead.close()
-
-    asyncio.run(scenario())
+    setup = Setup(tmp_path)
+    setup.admit(3)
+    lost = setup.execute_next()
+    won = setup.execute_next()  # another block for the same height is decided
+    assert won.block_hash != lost.block_hash
+    builder = asyncio.run(taken_after(setup, lost, proposer_after(setup, lost), won))
+    assert not builder.ahead and builder.parent.block_hash == won.block_hash
