@@ -7,8 +7,9 @@ admitted meanwhile are run into it as they come: more than `inline_txs` at once 
 builder thread, fewer on the event loop, where the two thread hand-offs would cost more
 than the work. When its turn comes little or nothing is left to run, so the build is off
 the height's critical path. If another block is decided, the block built ahead is dropped
-unused. The builder only reads the store, so its thread never races the store worker's
-writes.
+unused. The builder only reads the store: while the parent commits on the store worker,
+the builder sees the parent's effects in its private copy, and LevelDB serves reads safely
+beside a write.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from almoner.consensus.messages import proposer_index
 from almoner.node.chain.ledger import BlockBuilder, ExecutedBlock, Ledger
 from almoner.node.server.mempool import Mempool
 
-log = logging.getLogger("almoner.driver")
+log = logging.getLogger("almoner.driver")  # operators know these lines as the driver's
 
 
 @dataclass(frozen=True)
