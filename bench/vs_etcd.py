@@ -45,7 +45,7 @@ ETCD_MEMBERS = 3
 BATCH = 500
 MSGPACK = {"content-type": "application/msgpack"}
 
-# wrk sends body i of its thread's slice to each request in turn; bodies are hex lines.
+# wrk sends body i of its thread's slice to each request in turn (see write_bodies).
 WRK_SCRIPT = r"""
 local bodies, index, counter = {}, 0, 0
 local threads = {}
@@ -55,16 +55,25 @@ function setup(thread)
   table.insert(threads, thread)
 end
 function init(args)
+  -- Length-prefixed bodies, read at once: each thread starts its load as soon as its init
+  -- returns, so a slow decode here would let the first thread load alone for seconds.
   local path, nthreads = args[1], tonumber(args[2])
-  local n = 0
-  for line in io.lines(path) do
+  local file = assert(io.open(path, "rb"))
+  local data = file:read("*a")
+  file:close()
+  local pos, n = 1, 0
+  while pos <= #data do
+    local b1, b2, b3, b4 = data:byte(pos, pos + 3)
+    local size = ((b1 * 256 + b2) * 256 + b3) * 256 + b4
     if n % nthreads == id - 1 then
-      table.insert(bodies, (line:gsub("..", function(cc) return string.char(tonumber(cc, 16)) end)))
+      table.insert(bodies, data:sub(pos + 4, pos + 3 + size))
     end
-    n = n + 1
+    pos, n = pos + 4 + size, n + 1
   end
   wrk.method = "POST"
   wrk.headers["Content-Type"] = args[3]
+  local ready = io.open(args[4] .. "." .. id, "w")  -- bodies decoded: the load starts now
+  ready:close()
 end
 function request()
   index = index + 1
@@ -185,49 +194,53 @@ def run_wrk(
     url: str, bodies: Path, content_type: str, conns: int, seconds: int, pids: list[int]
 ) -> Run:
     threads = min(2, conns)
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT)
-    try:
-        cpu_before = cpu_seconds(pids)
-        first_before = cpu_seconds(pids[:1])
-        out = subprocess.run(
-            [
-                "wrk",
-                "-t",
-                str(threads),
-                "-c",
-                str(conns),
-                "-d",
-                f"{seconds}s",
-                "--latency",
-                "--timeout",
-                "30s",
-                "-s",
-                script.name,
-                url,
-                "--",
-                str(bodies),
-                str(threads),
-                content_type,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=seconds + 60,
-            check=True,
-        ).stdout
-        cpu = cpu_seconds(pids) - cpu_before
-        first_cpu = cpu_seconds(pids[:1]) - first_before
-    finally:
-        os.unlink(script.name)
+    with tempfile.TemporaryDirectory() as tmp:
+        script, ready, report = (Path(tmp) / name for name in ("load.lua", "ready", "report"))
+        script.write_text(WRK_SCRIPT)
+        args = ["-t", str(threads), "-c", str(conns), "-d", f"{seconds}s", "--latency"]
+        args += ["--timeout", "30s", "-s", str(script), url, "--", str(bodies), str(threads)]
+        with (
+            report.open("w") as sink,
+            subprocess.Popen(
+                ["wrk", *args, content_type, str(ready)], stdout=sink, text=True
+            ) as wrk,
+        ):
+            markers = [Path(f"{ready}.{i}") for i in range(1, threads + 1)]
+            cpu, first_cpu, wall = cpu_during_load(wrk, markers, pids, seconds + 60)
+        out = report.read_text()
+    if wrk.returncode:
+        raise SystemExit(f"wrk failed ({wrk.returncode}) against {url}:\n{out}")
     try:
         requests, failed, duration, p50, p99 = parse_wrk(out)
     except (AttributeError, ValueError) as exc:
         raise SystemExit(f"wrk gave no figures for {url} ({exc}):\n{out}") from None
-    # Per second of load, not of wrk's life: its script spends seconds decoding the
-    # bodies first, while the systems idle (dividing by that wall made `cores` ~20% low).
-    return Run(
-        requests, failed, duration, p50, p99, cpu / duration, first_cores=first_cpu / duration
+    return Run(requests, failed, duration, p50, p99, cpu / wall, first_cores=first_cpu / wall)
+
+
+def cpu_during_load(
+    wrk: subprocess.Popen[str], markers: list[Path], pids: list[int], timeout: float
+) -> tuple[float, float, float]:
+    """CPU seconds of `pids` (all, and the first) and the wall seconds, from the moment
+    every wrk thread is loading (each writes its marker as its init returns) until wrk
+    exits: the CPU of the load alone, without wrk's start-up."""
+    deadline = time.monotonic() + timeout
+    while wrk.poll() is None and not all(m.exists() for m in markers):
+        if time.monotonic() > deadline:
+            wrk.kill()
+            raise SystemExit("wrk did not start its load in time")
+        time.sleep(0.005)
+    started, cpu_before, first_before = (
+        time.perf_counter(),
+        cpu_seconds(pids),
+        cpu_seconds(pids[:1]),
     )
+    try:
+        wrk.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        wrk.kill()
+        raise SystemExit("wrk ran past its time") from None
+    wall = time.perf_counter() - started
+    return cpu_seconds(pids) - cpu_before, cpu_seconds(pids[:1]) - first_before, wall
 
 
 # -- Almoner ---------------------------------------------------------------------------
@@ -392,10 +405,10 @@ def etcd_bodies(txs: list[bytes]) -> list[bytes]:
 
 # -- the run ---------------------------------------------------------------------------
 def write_bodies(path: Path, bodies: list[bytes]) -> Path:
-    """The bodies wrk sends, one hex line each; on disk before the phase starts, so the
-    bench's own writeback (megabytes per phase) does not compete with the fsyncs of the
-    system it measures."""
-    path.write_text("".join(body.hex() + "\n" for body in bodies))
+    """The bodies wrk sends, each after its length (4 bytes, big-endian); on disk before
+    the phase starts, so the bench's own writeback (megabytes per phase) does not compete
+    with the fsyncs of the system it measures."""
+    path.write_bytes(b"".join(len(body).to_bytes(4, "big") + body for body in bodies))
     os.sync()
     return path
 
@@ -443,7 +456,7 @@ def main() -> None:
             pids = [p.pid for p in procs.procs.values()]
             for i, c in enumerate(conns):
                 phase = txs[i * per_phase : (i + 1) * per_phase]
-                bodies = write_bodies(root / f"almoner-{c}.hex", phase)
+                bodies = write_bodies(root / f"almoner-{c}.bodies", phase)
                 before, first_height = head_log_size(urls[0]), head_height(urls[0]) + 1
                 profile_out = root / "profile.txt"
                 spy = start_profile(pids[0], args.seconds, profile_out) if args.profile else None
@@ -474,7 +487,7 @@ def main() -> None:
             with etcd_cluster(root / "etcd") as (eprocs, (leader,)):
                 pids = [p.pid for p in eprocs]
                 for c in conns:
-                    bodies = write_bodies(root / f"etcd-{c}.hex", etcd_bodies(txs[:per_phase]))
+                    bodies = write_bodies(root / f"etcd-{c}.bodies", etcd_bodies(txs[:per_phase]))
                     run = run_wrk(f"{leader}/v3/kv/put", bodies, "application/json", c,
                                   args.seconds, pids)  # fmt: skip
                     run.committed = run.ok
