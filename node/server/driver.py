@@ -43,7 +43,7 @@ from collections import deque
 from collections.abc import Callable, Container, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, NamedTuple, TypeGuard, TypeVar
 
 from almoner.consensus import (
     Decision,
@@ -148,6 +148,13 @@ class PeerMessage:
     msg: dict[str, Any]
 
 
+class Unsaved(NamedTuple):
+    """The machine's newest state not yet on disk, and the own messages it holds."""
+
+    record: dict[str, Any]
+    own: tuple[Message, ...]
+
+
 @dataclass(frozen=True)
 class SyncedBlock:
     block: Any
@@ -208,9 +215,8 @@ class Driver:
         self.store_failed = False
         # Own messages in the last record that reached the disk: the only ones sendable.
         self._durable_own: set[Message] = set()
-        # The machine's newest state not yet on disk (and its own messages), and the
-        # messages waiting for it.
-        self._unsaved: tuple[dict[str, Any], tuple[Message, ...]] | None = None
+        # The machine's newest state not yet on disk, and the messages waiting for it.
+        self._unsaved: Unsaved | None = None
         self._outbox: list[tuple[Proposal | Vote, bytes | None]] = []
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="almoner-store")
         self._write_s = 0.0  # moving average of recent synced writes (INLINE_WRITE_S)
@@ -449,8 +455,8 @@ class Driver:
         kind), so it waits for the next save or rides in the next block commit. That is
         one fsync fewer per height (the one at each height's start)."""
         if self._unsaved is not None and self._unsaved_own_pending():
-            (record, own), self._unsaved = self._unsaved, None
-            await self._persist(record, own)
+            unsaved, self._unsaved = self._unsaved, None
+            await self._persist(unsaved.record, unsaved.own)
         outbox, self._outbox = self._outbox, []
         for message, to in outbox:
             self._send(message, to)
@@ -556,7 +562,7 @@ class Driver:
         while queue:
             ready = queue.popleft()
             if ready.persist is not None:  # saved by the next flush or commit
-                self._unsaved = (ready.persist, ready.persist_own)
+                self._unsaved = Unsaved(ready.persist, ready.persist_own)
             self._outbox.extend((out.message, out.to) for out in ready.send)
             for found in ready.evidence:
                 self._on_evidence(found)
@@ -719,7 +725,7 @@ class Driver:
         started = time.monotonic()
         unsaved, also = self._unsaved, None
         if unsaved is not None:
-            also = {CONSENSUS_STATE_KEY: encode(unsaved[0])}
+            also = {CONSENSUS_STATE_KEY: encode(unsaved.record)}
         try:
             small = len(executed.tx_ids) <= INLINE_TXS
             await self._synced_write(small, self.ledger.commit, executed, cert, also)
@@ -728,7 +734,7 @@ class Driver:
             self._executed.pop(executed.block_hash, None)
             return
         if unsaved is not None:  # it rode in the block's batch
-            self._unsaved, self._durable_own = None, set(unsaved[1])
+            self._unsaved, self._durable_own = None, set(unsaved.own)
             self.metrics.inc("almoner_consensus_state_saves_total")
         await self._flush()  # this height's messages leave before the next height's state
         self.mempool.on_commit(executed.tx_ids)
