@@ -73,22 +73,23 @@ class GovernanceCache:
         self._versions: Schedule[int] | None = None
 
     def validators(self, height: int) -> list[bytes]:
-        sets = self._sets
-        if sets is None or sets.generation != self._generation:
-            sets = self._sets = self._load(schema.VALIDATORS, _validator_set)
-        return list(sets.at(height, ()))
+        self._sets = self._fresh(self._sets, schema.VALIDATORS, _validator_set)
+        return list(self._sets.at(height, ()))
 
     def version(self, height: int) -> int:
-        versions = self._versions
-        if versions is None or versions.generation != self._generation:
-            versions = self._versions = self._load(schema.UPGRADE, _version)
-        return versions.at(height, BASE_VERSION)
+        self._versions = self._fresh(self._versions, schema.UPGRADE, _version)
+        return self._versions.at(height, BASE_VERSION)
 
     def committed(self, written: Iterable[bytes]) -> None:
         """After a commit's write: reload both schedules if it touched governance state."""
         if any(key.startswith(GOVERNED_PREFIXES) for key in written):
             self._generation += 1
 
-    def _load(self, prefix: bytes, parse: Callable[[bytes], T]) -> Schedule[T]:
+    def _fresh(
+        self, schedule: Schedule[T] | None, prefix: bytes, parse: Callable[[bytes], T]
+    ) -> Schedule[T]:
+        """`schedule` if no governance commit came since its scan began, else a new scan."""
         generation = self._generation  # read before the scan: see the module docstring
+        if schedule is not None and schedule.generation == generation:
+            return schedule
         return Schedule.load(self._reader, prefix, parse, generation)
