@@ -71,8 +71,9 @@ class Cluster:
         return int(self.status(name)["height"])
 
     def report(self, log_lines: int = 12) -> str:
-        """Each node's health, height and peers, and its last warnings: what a failed
-        liveness check prints, so a rare stall in CI names its cause."""
+        """Each node's health, height and peers, and the last lines of its own log (uvicorn's
+        lines left out): what a failed liveness check prints, so a rare stall in CI names
+        its cause even after the test's directory is gone."""
         parts = []
         for name in self.devnet.urls:
             try:
@@ -84,9 +85,16 @@ class Cluster:
                 parts.append(f"{name}: no answer ({exc!r})")
             log = self.devnet.home(name) / "node.log"
             lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-            noted = [line for line in lines if " WARNING " in line or " ERROR " in line]
+            noted = [line for line in lines if " almoner." in line]
             parts.extend(f"  {line[:300]}" for line in noted[-log_lines:])
         return "\n".join(parts)
+
+    def wait_until(self, check: Callable[[], T], timeout: float, what: str) -> T:
+        """`wait_until`, with every node's report in the failure."""
+        try:
+            return wait_until(check, timeout, what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.report()}") from None
 
     def block_hashes(self, name: str, upto: int) -> list[str]:
         response = httpx.get(

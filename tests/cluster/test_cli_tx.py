@@ -13,7 +13,7 @@ import pytest
 
 from almoner.node.chain.codec import H, decode, encode, to_json_view
 from almoner.node.chain.tx import make_tx
-from tests.cluster.harness import Cluster, running_cluster, wait_until
+from tests.cluster.harness import Cluster, running_cluster
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +91,6 @@ def test_bulk_submit_json_lines_and_msgpack(cluster: Cluster, tmp_path: Path) ->
         def all_committed() -> bool:
             return all(client.tx(t)["status"] == "committed" for t in ids)
 
-        wait_until(all_committed, 30, "bulk txs committed")
+        cluster.wait_until(all_committed, 30, "bulk txs committed")
         committed = decode(encode(client.tx(ids[0])["tx"]))
     assert committed == txs[30]

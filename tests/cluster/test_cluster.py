@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from almoner.node.errors import ProtocolError
-from tests.cluster.harness import Cluster, running_cluster, wait_until
+from tests.cluster.harness import Cluster, running_cluster
 
 
 @pytest.fixture
@@ -34,7 +34,9 @@ def test_donation_submitted_anywhere_commits_on_all_nodes(cluster: Cluster) -> N
         assert receipt["proof"]["tree_size"] >= receipt["proof"]["leaf_index"] + 1
     top = max(cluster.height(n) for n in cluster.names)
     everyone = [*cluster.names, "observer-0"]
-    wait_until(lambda: heads_agree(cluster, everyone, top), 30, "identical heads on all nodes")
+    cluster.wait_until(
+        lambda: heads_agree(cluster, everyone, top), 30, "identical heads on all nodes"
+    )
     with cluster.client("observer-0") as observer:
         funds = observer.funds(cluster.key("charity-1").public_key)["funds"]
     assert sum(f["balance"] for f in funds if f["currency"] == "USD") == 100 + 101 + 102 + 103
@@ -59,13 +61,15 @@ def test_crash_under_load_catch_up_and_no_fork(cluster: Cluster) -> None:
     for thread in threads:
         thread.start()
     try:
-        wait_until(lambda: len(committed) >= 10, 60, "commits before the crash")
+        cluster.wait_until(lambda: len(committed) >= 10, 60, "commits before the crash")
         cluster.kill("validator-3")
         before = len(committed)
-        wait_until(lambda: len(committed) >= before + 20, 60, "commits with one validator dead")
+        cluster.wait_until(
+            lambda: len(committed) >= before + 20, 60, "commits with one validator dead"
+        )
         cluster.start("validator-3")
         target = cluster.height("validator-0")
-        wait_until(
+        cluster.wait_until(
             lambda: cluster.height("validator-3") >= target, 60, "the restarted node catching up"
         )
     finally:
@@ -74,7 +78,7 @@ def test_crash_under_load_catch_up_and_no_fork(cluster: Cluster) -> None:
             thread.join()
     # Load has stopped: every node must reach the highest head, with identical histories.
     top = max(cluster.height(n) for n in cluster.names)
-    wait_until(lambda: heads_agree(cluster, cluster.names, top), 30, "no fork")
+    cluster.wait_until(lambda: heads_agree(cluster, cluster.names, top), 30, "no fork")
     for name in cluster.names:
         with cluster.client(name) as client:
             seen = [client.tx(tx_id)["receipt"]["height"] for tx_id in committed]
@@ -101,8 +105,10 @@ def test_no_quorum_no_commit_then_resume(cluster: Cluster) -> None:
         assert cluster.height("validator-1") == height
         threading.Event().wait(0.1)
     cluster.start("validator-2")
-    wait_until(lambda: cluster.height("validator-0") > height, 60, "commits after quorum returns")
+    cluster.wait_until(
+        lambda: cluster.height("validator-0") > height, 60, "commits after quorum returns"
+    )
     with cluster.client("validator-1") as client:
-        wait_until(
+        cluster.wait_until(
             lambda: client.tx(pending["tx_id"])["status"] == "committed", 30, "the pending tx"
         )

@@ -24,7 +24,7 @@ from almoner.node.chain.tx import encode_tx, make_tx
 from almoner.node.devnet.network import NodeProcesses, create_devnet
 from almoner.node.server.config import CONFIG_NAME, load_config, write_config
 from almoner.node.server.p2p import seal
-from tests.cluster.harness import FAST_PARAMS, Cluster, wait_until
+from tests.cluster.harness import FAST_PARAMS, Cluster
 from tests.p2p_peer import send_msgs
 
 
@@ -140,7 +140,9 @@ def test_add_remove_keep_committing_verify_and_late_observer(cluster: Cluster) -
     gov.donate(3)
     gov.advance_to(effective, "the add in force")
     assert joiner.public_key.hex() in _validators(cluster, "validator-0")
-    wait_until(lambda: cluster.status("observer-0")["validator"], 60, "the joiner to validate")
+    cluster.wait_until(
+        lambda: cluster.status("observer-0")["validator"], 60, "the joiner to validate"
+    )
     # quorum(5) = 4: commits now need one of the five beyond the original quorum of three
     removal = {"action": "remove", "validator": keys[3].public_key, "replaces": None}
     gone = gov.adopt("drop-3", {**removal, "name": "", "org_id": ""}, [keys[1], keys[2], joiner])
@@ -154,7 +156,7 @@ def test_add_remove_keep_committing_verify_and_late_observer(cluster: Cluster) -
     cluster.stop("validator-2")
     head = int(gov.donate(1)["height"])
     assert joiner.public_key.hex() in _certificate_signers(cluster, head, "validator-1")
-    wait_until(lambda: cluster.height("validator-0") >= head, 60, "validator-0 at the head")
+    cluster.wait_until(lambda: cluster.height("validator-0") >= head, 60, "validator-0 at the head")
     # the removed validator's messages are refused by the others
     envelope = seal(keys[3], cluster.chain_id, [])
     refused = httpx.post(
@@ -175,7 +177,9 @@ def test_add_remove_keep_committing_verify_and_late_observer(cluster: Cluster) -
     assert report.tx_types["validator.propose"] == 2
     cluster.procs.start("observer-1")
     cluster.procs.wait_healthy(["observer-1"])
-    wait_until(lambda: cluster.height("observer-1") >= head, 60, "the late observer to catch up")
+    cluster.wait_until(
+        lambda: cluster.height("observer-1") >= head, 60, "the late observer to catch up"
+    )
     assert cluster.block_hashes("observer-1", head) == cluster.block_hashes("validator-0", head)
     listing = almoner("governance", "--node", cluster.url("observer-1"))
     assert listing.returncode == 0, listing.stderr
@@ -231,7 +235,7 @@ def test_upgrade_halts_at_the_height_and_resumes_after_restart(cluster: Cluster)
         return response.text if response.status_code == 503 else ""
 
     for name in cluster.names:
-        reason = wait_until(lambda n=name: halted(n), 60, f"{name} to halt")  # type: ignore[misc]
+        reason = cluster.wait_until(lambda n=name: halted(n), 60, f"{name} to halt")  # type: ignore[misc]
         assert "protocol version 2 at height" in reason
     assert {cluster.height(n) for n in cluster.names} == {at - 1}
     for name in cluster.names:  # the "new release": no pin

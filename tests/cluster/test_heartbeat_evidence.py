@@ -13,7 +13,7 @@ from almoner.cli.main import cli
 from almoner.consensus import Vote
 from almoner.node.chain.codec import H
 from almoner.node.chain.consensus_crypto import NodeSigner
-from tests.cluster.harness import running_cluster, wait_until
+from tests.cluster.harness import running_cluster
 from tests.p2p_peer import send_msgs
 
 HEARTBEAT_MS = 1500
@@ -22,7 +22,7 @@ HEARTBEAT_MS = 1500
 def test_idle_network_makes_only_heartbeat_blocks(tmp_path: Path) -> None:
     with running_cluster(tmp_path / "net", params={"heartbeat_ms": HEARTBEAT_MS}) as c:
         url = c.url("validator-0")
-        wait_until(lambda: c.height("validator-0") >= 3, 30, "three heartbeat blocks")
+        c.wait_until(lambda: c.height("validator-0") >= 3, 30, "three heartbeat blocks")
         blocks = httpx.get(f"{url}/v1/blocks", params={"from": 1, "limit": 3},
                            headers={"accept": "application/json"}).json()  # fmt: skip
         genesis_time = c.devnet.genesis.genesis_time
@@ -58,7 +58,7 @@ def test_equivocation_becomes_committed_evidence(tmp_path: Path) -> None:
             found: list[dict[str, object]] = evidence["committed"]
             return found
 
-        found = wait_until(committed, 60, "the evidence.submit tx to commit")
+        found = c.wait_until(committed, 60, "the evidence.submit tx to commit")
         assert any(e["validator"] == culprit.public_key.hex() for e in found), found
         # Seen evidence is pruned once committed (issue 14): it is listed as committed.
         evidence = httpx.get(f"{c.url('validator-0')}/v1/evidence").json()
