@@ -116,7 +116,10 @@ class BlockSink(Protocol):
     @property
     def is_validator(self) -> bool: ...
 
-    def deliver_blocks(self, items: list[tuple[Any, Any]], source: str) -> None: ...
+    def deliver_blocks(self, items: list[tuple[Any, Any]], source: str) -> bool:
+        """Queue the blocks, all or none; False if they were not queued (the sink is
+        busy or halted, which is no fault of the peer)."""
+        ...
 
     def sync_refusals(self, source: str) -> int:
         """How many blocks from `source` the driver has refused so far."""
@@ -270,8 +273,9 @@ class CatchUp:
     async def _fetch_and_apply(self, key: bytes, peer: PeerState) -> bool:
         """One batch from `peer`, handed to the driver; True if the head moved past it.
 
-        Anything else is the peer's strike: an error, a stall, an empty answer while it
-        claims more, or blocks the driver refused.
+        False is the peer's strike (an error, a stall, an empty answer while it claims
+        more, or blocks the driver refused), except when the driver could not take the
+        batch at all: that is no fault of the peer, and the next round tries again.
         """
         score = self.scores.setdefault(key, PeerScore())
         start = self.ledger.head.height + 1
@@ -282,17 +286,31 @@ class CatchUp:
         if not items:
             return self._strike(score, peer, f"claims height {peer.height} but sent no blocks")
         refused_before = self.sink.sync_refusals(peer.url)
-        self.sink.deliver_blocks(items, peer.url)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + APPLY_TIMEOUT_S
-        while self.ledger.head.height < start and loop.time() < deadline:
-            if self.sink.sync_refusals(peer.url) > refused_before:
-                break
-            await asyncio.sleep(0.01)
+        if not self.sink.deliver_blocks(items, peer.url):
+            return False
+        await self._applied(start + len(items) - 1, peer.url, refused_before)
         if self.ledger.head.height < start:
             return self._strike(score, peer, "its blocks were refused or not applied")
         score.succeed(self.ledger.head.height - start + 1)
         return True
+
+    async def _applied(self, last: int, source: str, refused_before: int) -> None:
+        """Wait until the head reaches `last` (the batch's end), the driver refuses a block
+        from `source`, or the head stops moving for APPLY_TIMEOUT_S.
+
+        Not merely until the batch's first block: fetching again then asks the peer for
+        the whole batch once per block it holds, which under load is a catch-up that the
+        peer's serving, not the chain, holds back."""
+        loop = asyncio.get_running_loop()
+        seen = self.ledger.head.height
+        deadline = loop.time() + APPLY_TIMEOUT_S
+        while self.ledger.head.height < last and loop.time() < deadline:
+            if self.sink.sync_refusals(source) > refused_before:
+                return
+            await asyncio.sleep(0.01)
+            if self.ledger.head.height > seen:
+                seen = self.ledger.head.height
+                deadline = loop.time() + APPLY_TIMEOUT_S
 
     def _strike(self, score: PeerScore, peer: PeerState, reason: str) -> bool:
         score.fail(reason, time.monotonic())

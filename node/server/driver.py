@@ -354,11 +354,14 @@ class Driver:
             return False
         return True
 
-    def deliver_blocks(self, items: list[tuple[Any, Any]], source: str) -> None:
-        if self.store_failed:
-            return
+    def deliver_blocks(self, items: list[tuple[Any, Any]], source: str) -> bool:
+        """Queue a fetched batch whole, or none of it (False): a batch cut short by a full
+        inbox would make its later blocks unlinkable, and count against an honest peer."""
+        if self.store_failed or self.inbox.maxsize - self.inbox.qsize() < len(items):
+            return False
         for block, cert in items:
             self.inbox.put_nowait(SyncedBlock(block, cert, source))
+        return True
 
     def sync_refusals(self, source: str) -> int:
         """Blocks from this catch-up source refused so far: catch-up strikes the peer."""

@@ -3,9 +3,10 @@ through an in-memory network instead of sockets.
 
 `InProcessNetwork` is an httpx transport that hands each request to the ASGI app of the
 node its host names (`http://v0.test` ...), so the real `Transport` (signed envelopes,
-batching, retries) and `CatchUp` talk to the real API. A test can cut a node off, and the
-network records every consensus message each validator put on the wire, so safety
-(no equivocation, nothing sent that was not durable) is checked on what actually left.
+batching, retries) and `CatchUp` talk to the real API. A test can cut a node off (both
+ways), and the network records every consensus message each validator put on the wire, so
+safety (no equivocation, nothing sent that was not durable) is checked on what actually
+left.
 
 `FaultyStore` is a real LevelDB store whose backend fails one chosen write, the way a
 disk fails: plyvel raises its IOError inside `LevelStore.write`, so the store's own
@@ -103,6 +104,19 @@ class InProcessNetwork(httpx.AsyncBaseTransport):
         return await node.handle_async_request(request)
 
 
+class NodeLink(httpx.AsyncBaseTransport):
+    """One node's way onto the network: a node that is cut off reaches nobody either."""
+
+    def __init__(self, net: InProcessNetwork, source: str) -> None:
+        self.net = net
+        self.source = source
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.source in self.net.cut:
+            raise httpx.ConnectError(f"{self.source} is cut off", request=request)
+        return await self.net.handle_async_request(request)
+
+
 class FaultyStore:
     """A LevelStore whose backend raises plyvel.IOError on the first write `fails` picks."""
 
@@ -191,7 +205,7 @@ class Network:
 
     async def start(self, index: int, store: KVStore) -> Node:
         runtime = assemble_runtime(self.config(index), self.genesis, store, self.keys[index])
-        runtime.client = httpx.AsyncClient(transport=self.net, timeout=10)
+        runtime.client = httpx.AsyncClient(transport=NodeLink(self.net, host(index)), timeout=10)
         self.net.nodes[host(index)] = httpx.ASGITransport(app=create_app(runtime))
         await runtime.start()
         node = Node(index, self.keys[index], runtime)

@@ -92,3 +92,25 @@ def test_a_driver_task_that_ends_turns_healthz_unhealthy(tmp_path: Path) -> None
             assert healthy.status_code == 200
 
     asyncio.run(scenario())
+
+
+def test_a_fetched_batch_is_queued_whole_or_not_at_all(tmp_path: Path) -> None:
+    """Catch-up hands the driver a batch of blocks. Without room for all of it, none is
+    queued: a batch cut short would leave its later blocks unlinkable, refused, and
+    counted against the honest peer that sent them."""
+
+    async def scenario() -> None:
+        async with four_validators(tmp_path) as (net, work):
+            await commit_on(net, 0, work.donation())
+            ledger = net.nodes[0].runtime.ledger
+            item = (ledger.block_at(1), ledger.certificate_at(1))
+            driver = driver_of(net, 3)
+            await net.stop(3)  # its tasks no longer take from the inbox
+            for _ in range(driver.inbox.maxsize - driver.inbox.qsize() - 2):
+                driver.inbox.put_nowait(Tick())
+            assert not driver.deliver_blocks([item] * 3, "http://v0.test")
+            assert driver.inbox.qsize() == driver.inbox.maxsize - 2
+            assert driver.deliver_blocks([item] * 2, "http://v0.test")
+            assert driver.inbox.full()
+
+    asyncio.run(scenario())
