@@ -109,9 +109,11 @@ INLINE_TXS = 16
 INLINE_BLOCK_TXS = 256
 # A block of at most INLINE_TXS txs is checked, and a state save or such a block's commit
 # is written, on the event loop while these writes have lately taken less than this: two
-# thread hand-offs (on a busy machine, two waits for a core) then cost more than the work.
-# A slow disk raises the average and sends the writes back to the store worker.
-INLINE_WRITE_S = 0.001
+# thread hand-offs (on a busy machine, two waits for a core) cost more than the loop's
+# wait for a disk this fast (LevelDB's write releases the GIL, so the other threads and
+# processes run meanwhile). Timed under load, one fsync here often takes 1 to 5 ms; a
+# disk slower than this (a spinning or network disk) sends the writes to the store worker.
+INLINE_WRITE_S = 0.02
 WRITE_AVERAGE_WEIGHT = 0.2
 
 
