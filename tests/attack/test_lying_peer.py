@@ -15,7 +15,7 @@ from almoner.node.devnet.network import create_devnet
 from almoner.node.server.config import CONFIG_NAME, write_config
 from tests.attack.fakepeer import lying_peers
 from tests.attack.live import assert_commits, assert_healthy_fast
-from tests.cluster.harness import FAST_PARAMS, Cluster, running_cluster, wait_until
+from tests.cluster.harness import FAST_PARAMS, Cluster, running_cluster
 
 
 def add_peers(home: Path, urls: list[str]) -> None:
@@ -49,7 +49,7 @@ def catch_up_past_liars(tmp_path: Path, modes: tuple[str, ...], within_s: float)
         else:
             raise AssertionError(f"observer not caught up in {within_s}s: {_status(c)}")
         assert_commits(c)
-        wait_until(lambda: c.height("observer-0") >= c.height("validator-0"), 10, "follow")
+        c.wait_until(lambda: c.height("observer-0") >= c.height("validator-0"), 10, "follow")
         log = (c.devnet.home("observer-0") / "node.log").read_text(errors="replace")
         assert "strike" in log, "the liars were struck"
 

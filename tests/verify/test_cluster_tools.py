@@ -16,7 +16,7 @@ from almoner.cli.main import cli
 from almoner.node.audit.audit_nodes import check_trace
 from almoner.node.chain.genesis import dump_genesis
 from almoner.node.devnet.demo import load_demo
-from tests.cluster.harness import Cluster, running_cluster, wait_until
+from tests.cluster.harness import Cluster, running_cluster
 from tests.localchain import local_genesis
 
 
@@ -25,7 +25,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with running_cluster(tmp_path_factory.mktemp("tools") / "net") as c:
         load_demo(c.devnet, c.url("validator-0"))
         top = c.height("validator-0")
-        wait_until(lambda: all(c.height(n) >= top for n in c.names), 30, "all nodes at the top")
+        c.wait_until(lambda: all(c.height(n) >= top for n in c.names), 30, "all nodes at the top")
         yield c
 
 

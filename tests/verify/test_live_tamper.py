@@ -12,7 +12,7 @@ import plyvel
 
 from almoner.node.chain import schema
 from almoner.node.chain.codec import decode, encode
-from tests.cluster.harness import running_cluster, wait_until
+from tests.cluster.harness import running_cluster
 
 
 def verify_node(url: str, genesis: Path) -> tuple[int, dict[str, object]]:
@@ -47,7 +47,7 @@ def test_edited_leveldb_fails_verify_at_that_height(tmp_path: Path) -> None:
             ]
         target = receipts[1]["height"]
         top = max(r["height"] for r in receipts)
-        wait_until(lambda: all(c.height(n) >= top for n in c.names), 30, "all nodes at the top")
+        c.wait_until(lambda: all(c.height(n) >= top for n in c.names), 30, "all nodes at the top")
 
         victim = "validator-3"
         c.stop(victim)
