@@ -461,7 +461,7 @@ class Driver:
         one fsync fewer per height (the one at each height's start)."""
         if self._unsaved is not None and self._unsaved_own_pending():
             unsaved, self._unsaved = self._unsaved, None
-            await self._persist(unsaved.record, unsaved.own)
+            await self._persist(unsaved)
         outbox, self._outbox = self._outbox, []
         for message, to in outbox:
             self._send(message, to)
@@ -583,18 +583,24 @@ class Driver:
             for reason in ready.dropped:
                 self.metrics.inc("almoner_consensus_dropped_total", reason=reason.split(":")[0])
 
-    async def _persist(self, record: dict[str, Any], own: tuple[Message, ...]) -> None:
-        """Write and fsync the consensus state (whose own messages are `own`); any failure
-        is fatal (StoreError)."""
+    async def _persist(self, unsaved: Unsaved) -> None:
+        """Write and fsync the consensus state; any failure is fatal (StoreError)."""
         try:
             await self._synced_write(
-                True, self.ledger.store.write, {CONSENSUS_STATE_KEY: encode(record)}, sync=True
+                True,
+                self.ledger.store.write,
+                {CONSENSUS_STATE_KEY: encode(unsaved.record)},
+                sync=True,
             )
         except StoreError:
             raise
         except Exception as exc:  # not durable, whatever the reason: the same hazard
             raise StoreError(f"cannot persist the consensus state: {exc!r}") from exc
-        self._durable_own = set(own)
+        self._saved(unsaved)
+
+    def _saved(self, unsaved: Unsaved) -> None:
+        """The record is on disk (alone, or in a block's batch): its own messages may leave."""
+        self._durable_own = set(unsaved.own)
         self.metrics.inc("almoner_consensus_state_saves_total")
 
     def _send(self, message: Proposal | Vote, to: bytes | None) -> None:
@@ -739,8 +745,8 @@ class Driver:
             self._executed.pop(executed.block_hash, None)
             return
         if unsaved is not None:  # it rode in the block's batch
-            self._unsaved, self._durable_own = None, set(unsaved.own)
-            self.metrics.inc("almoner_consensus_state_saves_total")
+            self._unsaved = None
+            self._saved(unsaved)
         await self._flush()  # this height's messages leave before the next height's state
         self.mempool.on_commit(executed.tx_ids)
         self.notifier.committed(executed.tx_ids)
