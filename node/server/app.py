@@ -117,6 +117,7 @@ class NodeRuntime:
             self.notifier,
             self.metrics,
             self.config.tick_ms,
+            self.config.propose_gather_ms,
         )
         self.driver.start()
         self.catchup = catchup = CatchUp(

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from almoner.node.errors import AlmonerError
+from almoner.node.server.gather import DEFAULT_WINDOW_MS
 
 CONFIG_NAME = "node.toml"
 
@@ -73,6 +74,9 @@ class NodeConfig(BaseSettings):
     supervision_period: Literal["month", "quarter", "year", "all"] = "month"
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     tick_ms: int = Field(default=10, ge=1, le=1000)
+    # After a commit, a proposer waits at most this long for the clients that commit
+    # answered to send their next txs (node/server/gather.py); 0 proposes at once.
+    propose_gather_ms: int = Field(default=DEFAULT_WINDOW_MS, ge=0, le=10_000)
     wait_commit_timeout_ms: int = Field(default=10_000, ge=1)
     log_level: str = "info"
     # Run protocol versions only up to this one (default: all this release supports); a

@@ -29,7 +29,9 @@ for that height, or the heartbeat falling due), so an idle network does not spin
 empty rounds (docs/spec/05-chain.md, "no empty blocks").
 
 Pipelining: the next proposer builds its block while the height before is decided
-(`BlockAhead`, node/server/ahead.py).
+(`BlockAhead`, node/server/ahead.py). After its commit it holds the proposal for a few
+milliseconds at most, until the clients that commit answered have sent their next txs
+(`CommitGather`, node/server/gather.py), so that they ride in this height, not the next.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ from almoner.node.chain.state import evidence_key
 from almoner.node.chain.tx import encode_tx, make_tx
 from almoner.node.errors import AlmonerError, ProtocolError, StoreError
 from almoner.node.server.ahead import BlockAhead
+from almoner.node.server.gather import DEFAULT_WINDOW_MS, CommitGather
 from almoner.node.server.mempool import Mempool
 from almoner.node.server.metrics import Metrics
 from almoner.node.server.notifier import CommitNotifier
@@ -187,6 +190,7 @@ class Driver:
         notifier: CommitNotifier,
         metrics: Metrics,
         tick_ms: int = 10,
+        gather_ms: int = DEFAULT_WINDOW_MS,
     ) -> None:
         self.ledger = ledger
         self.mempool = mempool
@@ -221,6 +225,8 @@ class Driver:
         self._unsaved: Unsaved | None = None
         self._outbox: list[tuple[Proposal | Vote, bytes | None]] = []
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="almoner-store")
+        self._gather = CommitGather(gather_ms / 1000)
+        self._gather_timer: asyncio.TimerHandle | None = None
         self._write_s = 0.0  # moving average of recent synced writes (INLINE_WRITE_S)
         self._ahead = BlockAhead(ledger, mempool, self.params, INLINE_TXS)  # pipelining
         # The head height whose successor's set and version were last looked at.
@@ -251,6 +257,8 @@ class Driver:
         """Cancel the tasks, then wait for the store worker's current job (a commit or a
         state write is one atomic batch) so the store can be closed after this."""
         await cancel_all(self._tasks)
+        if self._gather_timer is not None:
+            self._gather_timer.cancel()
         await asyncio.to_thread(self._worker.shutdown, True)
         await self._ahead.close()
 
@@ -377,10 +385,14 @@ class Driver:
     def nudge(self) -> None:
         """Txs were just admitted: an idle driver starts the next height now rather than at
         its next tick (up to tick_ms of latency for a lone submission)."""
-        if self._idle and self.machine is not None and self.inbox.empty():
+        if (self._idle or self._gather.open) and self.machine is not None:
+            self._tick_now()
+        self._ahead.fill()
+
+    def _tick_now(self) -> None:
+        if self.inbox.empty():
             with contextlib.suppress(asyncio.QueueFull):
                 self.inbox.put_nowait(Tick())
-        self._ahead.fill()
 
     async def _ticker(self) -> None:
         while True:
@@ -660,6 +672,8 @@ class Driver:
             return
         if self.key is None:
             return  # only a validator gets a ProposalRequest
+        if self._gathering(heartbeat):
+            return
         started = time.monotonic()
         builder = await self._ahead.take()
         candidates = self.mempool.candidates()
@@ -692,6 +706,19 @@ class Driver:
         await self._process(
             machine.propose_value(request.height, request.round, executed.block_hash)
         )
+
+    def _gathering(self, heartbeat: bool) -> bool:
+        """Whether the proposal waits for the clients the last commit answered; a tick
+        is due when the wait runs out (each arrival brings one sooner)."""
+        full = heartbeat or len(self.mempool) >= self.params["max_block_txs"]
+        wait = self._gather.wait_s(time.monotonic(), self.mempool.arrivals, full)
+        if wait > 0 and self._gather_timer is None:
+            self._gather_timer = asyncio.get_running_loop().call_later(wait, self._gather_due)
+        return wait > 0
+
+    def _gather_due(self) -> None:
+        self._gather_timer = None
+        self._tick_now()
 
     # -- pipelining -----------------------------------------------------------------
     def _build_ahead(self, executed: ExecutedBlock) -> None:
@@ -763,6 +790,7 @@ class Driver:
         self._proposal_request = None
         self._idle = True
         self._peer_work_seen = False
+        self._gather.committed(time.monotonic(), self.mempool.arrivals, len(executed.tx_ids))
 
     async def _on_synced_block(self, event: SyncedBlock) -> None:
         header = event.block.get("header") if isinstance(event.block, dict) else None

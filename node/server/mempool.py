@@ -82,6 +82,8 @@ class Mempool:
         # when each came; all of them come after every applied tx in `_pending`.
         self._deferred: dict[bytes, int] = {}
         self._commits = 0
+        # Txs ever held: a proposer waits for the clients a commit answered (gather.py).
+        self.arrivals = 0
         self.rejected_total = 0
         self.refused_busy = 0
 
@@ -149,6 +151,7 @@ class Mempool:
 
     def _hold(self, tx_id: bytes, raw: bytes, signer: bytes) -> None:
         self._pending[tx_id] = raw
+        self.arrivals += 1
         self._signer_of[tx_id] = signer
         self._per_signer[signer] = self._per_signer.get(signer, 0) + 1
         self._bytes += len(raw)

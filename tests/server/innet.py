@@ -184,10 +184,17 @@ class Node:
 class Network:
     """N validators (all of the genesis), started on the running event loop."""
 
-    def __init__(self, genesis: Genesis, keys: list[KeyPair], tmp: Path) -> None:
+    def __init__(
+        self,
+        genesis: Genesis,
+        keys: list[KeyPair],
+        tmp: Path,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
         self.genesis = genesis
         self.keys = keys
         self.tmp = tmp
+        self.settings = dict(settings or {})  # NodeConfig fields every node gets
         self.net = InProcessNetwork()
         self.nodes: dict[int, Node] = {}
         self.client = httpx.AsyncClient(transport=self.net, timeout=30)
@@ -201,6 +208,7 @@ class Network:
             tick_ms=10,
             p2p_channel=False,  # no sockets here: validators use the signed HTTP envelopes
             wait_commit_timeout_ms=60_000,  # a loaded test machine may take a while
+            **self.settings,
         )
 
     async def start(self, index: int, store: KVStore) -> Node:
@@ -235,8 +243,13 @@ class Network:
 
 
 @contextlib.asynccontextmanager
-async def running(genesis: Genesis, keys: list[KeyPair], tmp: Path) -> AsyncIterator[Network]:
-    network = Network(genesis, keys, tmp)
+async def running(
+    genesis: Genesis,
+    keys: list[KeyPair],
+    tmp: Path,
+    settings: Mapping[str, Any] | None = None,
+) -> AsyncIterator[Network]:
+    network = Network(genesis, keys, tmp, settings)
     try:
         yield network
     finally:

@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 from almoner.node.chain.certified import BLOCKS_PATH
+from almoner.node.chain.codec import H, array_header
 from almoner.node.chain.store import LevelStore, MemoryStore
 from tests.localchain import Workload, local_genesis
 from tests.server.innet import FAST_PARAMS, Network, host, running
@@ -156,5 +157,59 @@ def test_catch_up_asks_the_status_only_of_peers_not_heard_in_consensus(tmp_path:
             assert asked.get("v3.test", 0) >= 3 * 3, asked  # three nodes, a round each 0.5 s
             assert {h: n for h, n in asked.items() if h != "v3.test"} == {}, asked
             assert not peers[keys.validators[3].public_key].up
+
+    asyncio.run(scenario())
+
+
+def test_a_proposer_waits_for_the_clients_its_last_commit_answered(tmp_path: Path) -> None:
+    """After a commit of n txs the proposer holds the next proposal until n more txs have
+    arrived (node/server/gather.py), so clients answered together ride in one block. The
+    window here is long (10 s), so what ends each wait below is an arrival, not the clock."""
+    genesis, keys = local_genesis(1, params=FAST_PARAMS)
+    work = Workload(genesis, keys)
+    msgpack = {"content-type": "application/msgpack"}
+
+    async def submit(net: Network, raw: bytes) -> int:
+        response = await net.client.post(
+            "http://v0.test/v1/txs?wait=commit", content=raw, headers=msgpack
+        )
+        assert response.status_code == 200, response.text
+        height: int = response.json()["height"]
+        return height
+
+    async def scenario() -> None:
+        settings = {"propose_gather_ms": 10_000}
+        async with running(genesis, keys.validators, tmp_path, settings) as net:
+            runtime = (await net.start(0, MemoryStore())).runtime
+            ledger, loop = runtime.ledger, asyncio.get_running_loop()
+
+            def tx_count(height: int) -> int:
+                block = ledger.block_at(height)
+                assert block is not None
+                return len(block["txs"])
+
+            # A lone client: its next tx is the one arrival its commit waits for.
+            for height in (1, 2):
+                started = loop.time()
+                assert await submit(net, work.donation()) == height
+                assert loop.time() - started < 5, "a lone client waited for the window"
+                assert tx_count(height) == 1
+            # Two txs in one request: the first arrival ends the wait, both ride together.
+            pair = [work.donation(), work.donation()]
+            body = array_header(len(pair)) + b"".join(pair)
+            answer = await net.client.post(
+                "http://v0.test/v1/txs/batch", content=body, headers=msgpack
+            )
+            assert answer.status_code == 200, answer.text
+            await net.wait_for(lambda: ledger.head.height >= 3, 5, "the pair's block")
+            assert tx_count(3) == 2
+            # Two clients answered by that block: the first one back waits for the second.
+            first, second = work.donation(), work.donation()
+            waiting = asyncio.create_task(submit(net, first))
+            await net.wait_for(lambda: H(first) in runtime.mempool, 5, "the first tx pending")
+            await asyncio.sleep(0.3)
+            assert ledger.head.height == 3 and ledger.tx_location(H(first)) is None
+            assert await submit(net, second) == 4
+            assert await waiting == 4 and tx_count(4) == 2
 
     asyncio.run(scenario())
