@@ -257,8 +257,7 @@ class Driver:
         """Cancel the tasks, then wait for the store worker's current job (a commit or a
         state write is one atomic batch) so the store can be closed after this."""
         await cancel_all(self._tasks)
-        if self._gather_timer is not None:
-            self._gather_timer.cancel()
+        self._stop_gather_timer()
         await asyncio.to_thread(self._worker.shutdown, True)
         await self._ahead.close()
 
@@ -385,8 +384,8 @@ class Driver:
     def nudge(self) -> None:
         """Txs were just admitted: an idle driver starts the next height now rather than at
         its next tick (up to tick_ms of latency for a lone submission)."""
-        if (self._idle or self._gather.open) and self.machine is not None:
-            self._tick_now()
+        if (self._idle or self._gather_timer is not None) and self.machine is not None:
+            self._tick_now()  # idle, or holding a proposal for arrivals (_gathering)
         self._ahead.fill()
 
     def _tick_now(self) -> None:
@@ -708,17 +707,25 @@ class Driver:
         )
 
     def _gathering(self, heartbeat: bool) -> bool:
-        """Whether the proposal waits for the clients the last commit answered; a tick
-        is due when the wait runs out (each arrival brings one sooner)."""
+        """Whether the proposal waits for the clients the last commit answered. While it
+        does, a timer ticks when the wait runs out and each arrival ticks (`nudge`)."""
         full = heartbeat or len(self.mempool) >= self.params["max_block_txs"]
         wait = self._gather.wait_s(time.monotonic(), self.mempool.arrivals, full)
-        if wait > 0 and self._gather_timer is None:
+        if wait <= 0:
+            self._stop_gather_timer()
+            return False
+        if self._gather_timer is None:
             self._gather_timer = asyncio.get_running_loop().call_later(wait, self._gather_due)
-        return wait > 0
+        return True
 
     def _gather_due(self) -> None:
         self._gather_timer = None
         self._tick_now()
+
+    def _stop_gather_timer(self) -> None:
+        if self._gather_timer is not None:
+            self._gather_timer.cancel()
+            self._gather_timer = None
 
     # -- pipelining -----------------------------------------------------------------
     def _build_ahead(self, executed: ExecutedBlock) -> None:
@@ -790,6 +797,7 @@ class Driver:
         self._proposal_request = None
         self._idle = True
         self._peer_work_seen = False
+        self._stop_gather_timer()
         self._gather.committed(time.monotonic(), self.mempool.arrivals, len(executed.tx_ids))
 
     async def _on_synced_block(self, event: SyncedBlock) -> None:
