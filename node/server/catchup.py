@@ -126,6 +126,10 @@ class BlockSink(Protocol):
         ...
 
 
+class _SinkBusy(Exception):
+    """The sink did not queue a fetched batch (its inbox is full, or it has halted)."""
+
+
 class HeadReader(Protocol):
     @property
     def head(self) -> Head: ...
@@ -219,17 +223,22 @@ class CatchUp:
         )
         if not trusted or not self._should_fetch(trusted[0][1].height):
             return
-        for key, peer in trusted:
-            while peer.height > self.ledger.head.height:
-                if not await self._fetch_and_apply(key, peer):
-                    break
-            else:
-                return  # this peer delivered everything it claimed
+        try:
+            for key, peer in trusted:
+                while peer.height > self.ledger.head.height:
+                    if not await self._fetch_and_apply(key, peer):
+                        break
+                else:
+                    return  # this peer delivered everything it claimed
+        except _SinkBusy:
+            return  # the next peer's blocks would not be taken either: next round
 
     async def _probe(self, key: bytes, peer: PeerState) -> None:
         """One batch from a struck peer: success clears its strikes, failure adds one."""
         try:
             await self._fetch_and_apply(key, peer)
+        except _SinkBusy:
+            pass  # no verdict on the peer: it is probed again after its back-off
         except Exception:  # a probe must not leave an exception unretrieved
             log.exception("catch-up probe of %s failed", peer.url)
         finally:
@@ -274,8 +283,9 @@ class CatchUp:
         """One batch from `peer`, handed to the driver; True if the head moved past it.
 
         False is the peer's strike (an error, a stall, an empty answer while it claims
-        more, or blocks the driver refused), except when the driver could not take the
-        batch at all: that is no fault of the peer, and the next round tries again.
+        more, or blocks the driver refused). _SinkBusy when the driver could not take the
+        batch at all: that is no fault of the peer, and no other peer's batch would be
+        taken either, so the round ends there and the next one tries again.
         """
         score = self.scores.setdefault(key, PeerScore())
         start = self.ledger.head.height + 1
@@ -287,7 +297,7 @@ class CatchUp:
             return self._strike(score, peer, f"claims height {peer.height} but sent no blocks")
         refused_before = self.sink.sync_refusals(peer.url)
         if not self.sink.deliver_blocks(items, peer.url):
-            return False
+            raise _SinkBusy(peer.url)
         await self._applied(start + len(items) - 1, peer.url, refused_before)
         if self.ledger.head.height < start:
             return self._strike(score, peer, "its blocks were refused or not applied")

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from almoner.node.chain.certified import BLOCKS_PATH
 from almoner.node.chain.codec import H, array_header
+from almoner.node.chain.ledger import Ledger
 from almoner.node.chain.store import LevelStore, MemoryStore
+from almoner.node.server.catchup import CatchUp
+from almoner.node.server.transport import PeerState
 from tests.localchain import Workload, local_genesis
 from tests.server.innet import FAST_PARAMS, Network, host, running
 
@@ -211,5 +215,49 @@ def test_a_proposer_waits_for_the_clients_its_last_commit_answered(tmp_path: Pat
             assert ledger.head.height == 3 and ledger.tx_location(H(first)) is None
             assert await submit(net, second) == 4
             assert await waiting == 4 and tx_count(4) == 2
+
+    asyncio.run(scenario())
+
+
+def test_catch_up_ends_its_round_when_the_driver_cannot_take_a_batch(tmp_path: Path) -> None:
+    """A driver whose inbox is full takes no batch, from any peer: catch-up fetches once,
+    ends the round (no other peer is asked for the same blocks) and strikes nobody."""
+    genesis, keys = local_genesis(4, params=FAST_PARAMS)
+    work = Workload(genesis, keys)
+
+    class BusySink:
+        is_validator = False
+        offered = 0
+
+        def deliver_blocks(self, items: list[tuple[Any, Any]], source: str) -> bool:
+            self.offered += 1
+            return False
+
+        def sync_refusals(self, source: str) -> int:
+            return 0
+
+    async def scenario() -> None:
+        async with running(genesis, keys.validators, tmp_path) as net:
+            for i in range(3):  # three of four decide
+                await net.start(i, MemoryStore())
+            for _ in range(3):
+                response = await net.client.post(
+                    "http://v0.test/v1/txs?wait=commit",
+                    content=work.donation(),
+                    headers={"content-type": "application/msgpack"},
+                )
+                assert response.status_code == 200, response.text
+            behind = Ledger(MemoryStore(), genesis)
+            peers = {
+                keys.validators[i].public_key: PeerState(f"http://{host(i)}") for i in range(3)
+            }
+            sink = BusySink()
+            catchup = CatchUp(net.client, peers, behind, sink)
+            net.net.requests.clear()
+            await catchup.sync_once()
+            fetches = sum(net.net.requests[(host(i), BLOCKS_PATH)] for i in range(3))
+            assert (fetches, sink.offered) == (1, 1)
+            assert all(score.strikes == 0 for score in catchup.scores.values())
+            assert behind.head.height == 0
 
     asyncio.run(scenario())
