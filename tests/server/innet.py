@@ -230,6 +230,17 @@ class Network:
             await self.stop(index)
         await self.client.aclose()
 
+    async def submit_and_wait(self, raw: bytes, node: int = 0) -> int:
+        """`POST /v1/txs?wait=commit` to one node; the height of the answered receipt."""
+        response = await self.client.post(
+            f"http://{host(node)}/v1/txs?wait=commit",
+            content=raw,
+            headers={"content-type": "application/msgpack"},
+        )
+        assert response.status_code == 200, response.text
+        height: int = response.json()["height"]
+        return height
+
     def heights(self) -> dict[int, int]:
         return {i: n.runtime.ledger.head.height for i, n in self.nodes.items()}
 

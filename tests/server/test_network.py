@@ -27,14 +27,7 @@ def test_four_validators_commit_the_same_blocks(tmp_path: Path) -> None:
                 await net.start(i, MemoryStore())
             # A tx submitted to one node is gossiped, proposed by whoever's turn it is,
             # and committed everywhere; wait=commit answers with the receipt.
-            response = await net.client.post(
-                "http://v2.test/v1/txs?wait=commit",
-                content=work.donation(),
-                headers={"content-type": "application/msgpack"},
-            )
-            assert response.status_code == 200, response.text
-            receipt = response.json()
-            height = receipt["height"]
+            height = await net.submit_and_wait(work.donation(), node=2)
             await net.wait_for(
                 lambda: min(net.heights().values()) >= height, 20, "every node at the tx's block"
             )
@@ -58,12 +51,7 @@ def test_a_node_cut_off_catches_up_when_it_returns(tmp_path: Path) -> None:
                 await net.start(i, LevelStore(tmp_path / f"store-{i}"))
             net.net.cut.add("v3.test")  # three of four still make a quorum
             for _ in range(12):
-                response = await net.client.post(
-                    "http://v0.test/v1/txs?wait=commit",
-                    content=work.donation(),
-                    headers={"content-type": "application/msgpack"},
-                )
-                assert response.status_code == 200, response.text
+                await net.submit_and_wait(work.donation())
             target = net.nodes[0].runtime.ledger.head.height
             behind = target - net.nodes[3].runtime.ledger.head.height
             assert behind >= 12
@@ -96,23 +84,13 @@ def test_blocks_are_built_ahead_while_the_height_before_is_decided(tmp_path: Pat
             for n in net.nodes.values()
         )
 
-    async def submit(net: Network, node: int, raw: bytes) -> int:
-        response = await net.client.post(
-            f"http://v{node}.test/v1/txs?wait=commit",
-            content=raw,
-            headers={"content-type": "application/msgpack"},
-        )
-        assert response.status_code == 200, response.text
-        height: int = response.json()["height"]
-        return height
-
     async def scenario() -> None:
         async with running(genesis, keys.validators, tmp_path) as net:
             for i in range(4):
                 await net.start(i, LevelStore(tmp_path / f"store-{i}"))
             heights: list[int] = []
             for _ in range(30):  # bounded: a working pipeline shows up in the first waves
-                wave = [submit(net, i % 4, work.donation()) for i in range(12)]
+                wave = [net.submit_and_wait(work.donation(), node=i % 4) for i in range(12)]
                 heights += await asyncio.gather(*wave)
                 if built_ahead(net) >= 2:
                     break
@@ -134,20 +112,12 @@ def test_catch_up_asks_the_status_only_of_peers_not_heard_in_consensus(tmp_path:
     genesis, keys = local_genesis(4, params=FAST_PARAMS)
     work = Workload(genesis, keys)
 
-    async def submit(net: Network) -> None:
-        response = await net.client.post(
-            "http://v0.test/v1/txs?wait=commit",
-            content=work.donation(),
-            headers={"content-type": "application/msgpack"},
-        )
-        assert response.status_code == 200, response.text
-
     async def scenario() -> None:
         async with running(genesis, keys.validators, tmp_path) as net:
             for i in range(4):
                 await net.start(i, MemoryStore())
             await net.stop(3)  # quiet from now on; three of four still decide
-            await submit(net)
+            await net.submit_and_wait(work.donation())
             peers = net.nodes[0].runtime.transport.peers  # type: ignore[union-attr]
             head = net.nodes[0].runtime.ledger.head.height
             for i in (1, 2):
@@ -156,7 +126,7 @@ def test_catch_up_asks_the_status_only_of_peers_not_heard_in_consensus(tmp_path:
             loop = asyncio.get_running_loop()
             until = loop.time() + 2.5  # five catch-up rounds, each well inside 1 s of a vote
             while loop.time() < until:
-                await submit(net)
+                await net.submit_and_wait(work.donation())
             asked = {h: n for (h, path), n in net.net.requests.items() if path == "/v1/status"}
             assert asked.get("v3.test", 0) >= 3 * 3, asked  # three nodes, a round each 0.5 s
             assert {h: n for h, n in asked.items() if h != "v3.test"} == {}, asked
@@ -171,15 +141,6 @@ def test_a_proposer_waits_for_the_clients_its_last_commit_answered(tmp_path: Pat
     window here is long (10 s), so what ends each wait below is an arrival, not the clock."""
     genesis, keys = local_genesis(1, params=FAST_PARAMS)
     work = Workload(genesis, keys)
-    msgpack = {"content-type": "application/msgpack"}
-
-    async def submit(net: Network, raw: bytes) -> int:
-        response = await net.client.post(
-            "http://v0.test/v1/txs?wait=commit", content=raw, headers=msgpack
-        )
-        assert response.status_code == 200, response.text
-        height: int = response.json()["height"]
-        return height
 
     async def scenario() -> None:
         settings = {"propose_gather_ms": 10_000}
@@ -195,25 +156,27 @@ def test_a_proposer_waits_for_the_clients_its_last_commit_answered(tmp_path: Pat
             # A lone client: its next tx is the one arrival its commit waits for.
             for height in (1, 2):
                 started = loop.time()
-                assert await submit(net, work.donation()) == height
+                assert await net.submit_and_wait(work.donation()) == height
                 assert loop.time() - started < 5, "a lone client waited for the window"
                 assert tx_count(height) == 1
             # Two txs in one request: the first arrival ends the wait, both ride together.
             pair = [work.donation(), work.donation()]
             body = array_header(len(pair)) + b"".join(pair)
             answer = await net.client.post(
-                "http://v0.test/v1/txs/batch", content=body, headers=msgpack
+                "http://v0.test/v1/txs/batch",
+                content=body,
+                headers={"content-type": "application/msgpack"},
             )
             assert answer.status_code == 200, answer.text
             await net.wait_for(lambda: ledger.head.height >= 3, 5, "the pair's block")
             assert tx_count(3) == 2
             # Two clients answered by that block: the first one back waits for the second.
             first, second = work.donation(), work.donation()
-            waiting = asyncio.create_task(submit(net, first))
+            waiting = asyncio.create_task(net.submit_and_wait(first))
             await net.wait_for(lambda: H(first) in runtime.mempool, 5, "the first tx pending")
             await asyncio.sleep(0.3)
             assert ledger.head.height == 3 and ledger.tx_location(H(first)) is None
-            assert await submit(net, second) == 4
+            assert await net.submit_and_wait(second) == 4
             assert await waiting == 4 and tx_count(4) == 2
 
     asyncio.run(scenario())
@@ -241,12 +204,7 @@ def test_catch_up_ends_its_round_when_the_driver_cannot_take_a_batch(tmp_path: P
             for i in range(3):  # three of four decide
                 await net.start(i, MemoryStore())
             for _ in range(3):
-                response = await net.client.post(
-                    "http://v0.test/v1/txs?wait=commit",
-                    content=work.donation(),
-                    headers={"content-type": "application/msgpack"},
-                )
-                assert response.status_code == 200, response.text
+                await net.submit_and_wait(work.donation())
             behind = Ledger(MemoryStore(), genesis)
             peers = {
                 keys.validators[i].public_key: PeerState(f"http://{host(i)}") for i in range(3)
