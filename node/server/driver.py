@@ -226,6 +226,7 @@ class Driver:
         self._outbox: list[tuple[Proposal | Vote, bytes | None]] = []
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="almoner-store")
         self._gather = CommitGather(gather_ms / 1000)
+        self._held_since: float | None = None  # a proposal waits for arrivals since then
         self._gather_timer: asyncio.TimerHandle | None = None
         self._write_s = 0.0  # moving average of recent synced writes (INLINE_WRITE_S)
         self._ahead = BlockAhead(ledger, mempool, self.params, INLINE_TXS)  # pipelining
@@ -257,7 +258,7 @@ class Driver:
         """Cancel the tasks, then wait for the store worker's current job (a commit or a
         state write is one atomic batch) so the store can be closed after this."""
         await cancel_all(self._tasks)
-        self._stop_gather_timer()
+        self._end_hold()
         await asyncio.to_thread(self._worker.shutdown, True)
         await self._ahead.close()
 
@@ -383,9 +384,10 @@ class Driver:
 
     def nudge(self) -> None:
         """Txs were just admitted: an idle driver starts the next height now rather than at
-        its next tick (up to tick_ms of latency for a lone submission)."""
-        if (self._idle or self._gather_timer is not None) and self.machine is not None:
-            self._tick_now()  # idle, or holding a proposal for arrivals (_gathering)
+        its next tick (up to tick_ms of latency for a lone submission), and a proposal held
+        for arrivals (`_gathering`) is looked at again."""
+        if (self._idle or self._held_since is not None) and self.machine is not None:
+            self._tick_now()
         self._ahead.fill()
 
     def _tick_now(self) -> None:
@@ -709,11 +711,16 @@ class Driver:
     def _gathering(self, heartbeat: bool) -> bool:
         """Whether the proposal waits for the clients the last commit answered. While it
         does, a timer ticks when the wait runs out and each arrival ticks (`nudge`)."""
+        now = time.monotonic()
         full = heartbeat or len(self.mempool) >= self.params["max_block_txs"]
-        wait = self._gather.wait_s(time.monotonic(), self.mempool.arrivals, full)
+        wait = self._gather.wait_s(now, self.mempool.arrivals, full)
         if wait <= 0:
-            self._stop_gather_timer()
+            if self._held_since is not None:
+                self.metrics.observe("almoner_propose_gather_seconds", now - self._held_since)
+            self._end_hold()
             return False
+        if self._held_since is None:
+            self._held_since = now
         if self._gather_timer is None:
             self._gather_timer = asyncio.get_running_loop().call_later(wait, self._gather_due)
         return True
@@ -722,7 +729,8 @@ class Driver:
         self._gather_timer = None
         self._tick_now()
 
-    def _stop_gather_timer(self) -> None:
+    def _end_hold(self) -> None:
+        self._held_since = None
         if self._gather_timer is not None:
             self._gather_timer.cancel()
             self._gather_timer = None
@@ -797,7 +805,7 @@ class Driver:
         self._proposal_request = None
         self._idle = True
         self._peer_work_seen = False
-        self._stop_gather_timer()
+        self._end_hold()
         self._gather.committed(time.monotonic(), self.mempool.arrivals, len(executed.tx_ids))
 
     async def _on_synced_block(self, event: SyncedBlock) -> None:

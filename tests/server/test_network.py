@@ -178,6 +178,9 @@ def test_a_proposer_waits_for_the_clients_its_last_commit_answered(tmp_path: Pat
             assert ledger.head.height == 3 and ledger.tx_location(H(first)) is None
             assert await net.submit_and_wait(second) == 4
             assert await waiting == 4 and tx_count(4) == 2
+            # Only that proposal was held, for at least the 0.3 s slept above.
+            held = runtime.metrics.histograms[("almoner_propose_gather_seconds", ())]
+            assert held.count == 1 and held.total >= 0.3
 
     asyncio.run(scenario())
 
