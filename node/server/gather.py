@@ -36,10 +36,6 @@ class CommitGather:
         self.window_s = window_s
         self._open: _Open | None = None
 
-    @property
-    def open(self) -> bool:
-        return self._open is not None
-
     def committed(self, now: float, arrivals: int, answered: int) -> None:
         """A block of `answered` txs was committed when `arrivals` txs had arrived."""
         if self.window_s > 0 and answered > 0:
