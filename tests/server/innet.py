@@ -28,7 +28,7 @@ import httpx
 import plyvel
 
 from almoner.consensus import Message, parse_message
-from almoner.node.chain.codec import decode, decode_payload
+from almoner.node.chain.codec import MSGPACK, decode, decode_payload
 from almoner.node.chain.crypto import KeyPair
 from almoner.node.chain.genesis import Genesis
 from almoner.node.chain.store import KVStore, LevelStore
@@ -235,7 +235,7 @@ class Network:
         response = await self.client.post(
             f"http://{host(node)}/v1/txs?wait=commit",
             content=raw,
-            headers={"content-type": "application/msgpack"},
+            headers={"content-type": MSGPACK},
         )
         assert response.status_code == 200, response.text
         height: int = response.json()["height"]

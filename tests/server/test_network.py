@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from almoner.node.chain.certified import BLOCKS_PATH
-from almoner.node.chain.codec import H, array_header
+from almoner.node.chain.codec import MSGPACK, H, array_header
 from almoner.node.chain.ledger import Ledger
 from almoner.node.chain.store import LevelStore, MemoryStore
 from almoner.node.server.catchup import CatchUp
@@ -165,7 +165,7 @@ def test_a_proposer_waits_for_the_clients_its_last_commit_answered(tmp_path: Pat
             answer = await net.client.post(
                 "http://v0.test/v1/txs/batch",
                 content=body,
-                headers={"content-type": "application/msgpack"},
+                headers={"content-type": MSGPACK},
             )
             assert answer.status_code == 200, answer.text
             await net.wait_for(lambda: ledger.head.height >= 3, 5, "the pair's block")
